@@ -1,0 +1,115 @@
+"""Command line: one subcommand per DVC stage; parses paths, loads params, calls the stage's run().
+
+Stage name = subcommand = module: ``dvc.yaml: prepare`` -> ``agcc prepare`` -> ``agcc.prepare.run()``.
+Every path comes in as an option from ``dvc.yaml``; nothing under ``src/`` hard-codes a data path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from agcc.params import ParamsError, load_params
+
+log = logging.getLogger("agcc")
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    """Generate the two demo corpora."""
+    from agcc import demo
+
+    p = load_params(args.params)
+    counts = demo.run(p.demo, seed=p.base.seed)
+    if args.metrics:
+        Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.metrics).write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")
+
+
+def _cmd_prepare(args: argparse.Namespace) -> None:
+    """Write one corpus's manifest and speaker-independent splits."""
+    from agcc import prepare
+
+    p = load_params(args.params)
+    prepare.run(args.corpus, p.corpus(args.corpus), p.prepare, p.base, Path(args.out))
+
+
+def _cmd_landmarks(args: argparse.Namespace) -> None:
+    """Read, normalise and store the mouth tracks of one corpus."""
+    from agcc import landmarks
+
+    p = load_params(args.params)
+    p.corpus(args.corpus)
+    landmarks.run(args.corpus, Path(args.manifest), p.landmarks, p.base, Path(args.out))
+
+
+def _cmd_segments(args: argparse.Namespace) -> None:
+    """Cut the vowel segments of one corpus."""
+    from agcc import segments
+
+    p = load_params(args.params)
+    p.corpus(args.corpus)
+    segments.run(
+        args.corpus, Path(args.manifest), Path(args.mouth), p.segments, p.base, Path(args.out)
+    )
+
+
+def _cmd_summary(args: argparse.Namespace) -> None:
+    """Print where the pipeline's outputs are and their headline counts."""
+    from agcc import summary
+
+    print(summary.render(Path(args.root)))
+
+
+def _parser() -> argparse.ArgumentParser:
+    """Build the argument parser with one subparser per stage."""
+    ap = argparse.ArgumentParser(prog="agcc", description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Callable[[argparse.Namespace], None], help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_)
+        sp.set_defaults(func=fn)
+        return sp
+
+    sp = add("demo", _cmd_demo, "generate the demo corpora (demo_crema, demo_improv)")
+    sp.add_argument("--metrics", help="write generation counts as JSON here")
+    sp = add("prepare", _cmd_prepare, "corpus -> manifest.csv + splits.csv")
+    sp.add_argument("--corpus", required=True, help="corpus name from params.yaml `corpora`")
+    sp.add_argument("--out", required=True, help="output folder")
+    sp = add("landmarks", _cmd_landmarks, "OpenFace CSVs -> normalised mouth tracks (mouth.npz)")
+    sp.add_argument("--corpus", required=True)
+    sp.add_argument("--manifest", required=True)
+    sp.add_argument("--out", required=True)
+    sp = add("segments", _cmd_segments, "mouth tracks + TextGrids -> vowel segments")
+    sp.add_argument("--corpus", required=True)
+    sp.add_argument("--manifest", required=True)
+    sp.add_argument("--mouth", required=True, help="mouth.npz from the landmarks stage")
+    sp.add_argument("--out", required=True)
+    sp = add("summary", _cmd_summary, "print where the outputs are and their counts")
+    sp.add_argument("--root", default=".", help="project root (default .)")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``agcc`` console script."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        args.func(args)
+    except (ParamsError, KeyError, ValueError, FileNotFoundError) as e:
+        log.error("%s", e.args[0] if isinstance(e, KeyError) else e)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

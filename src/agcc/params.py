@@ -1,0 +1,187 @@
+"""Pydantic models mirroring ``params.yaml``; the only place the file is parsed.
+
+Every model forbids unknown keys (pydantic drops them silently by default) and is frozen, so a
+typo in ``params.yaml`` is an error that names the key instead of a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+EMOTIONS = ("neutral", "anger", "happiness", "sadness")
+SPLITS = ("train", "val", "dev", "test")
+VOWELS = ("AA", "AH", "EH", "IY", "AE", "UW")
+
+
+class Section(BaseModel):
+    """Base for every params section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BaseParams(Section):
+    """Settings shared by every stage."""
+
+    seed: int = 13
+    emotions: tuple[str, ...] = EMOTIONS
+    max_skip_share: float = Field(0.25, ge=0.0, le=1.0)
+
+    @field_validator("emotions")
+    @classmethod
+    def _known_emotions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [e for e in v if e not in EMOTIONS]
+        if unknown or len(set(v)) != len(v) or len(v) < 2:
+            raise ValueError(f"emotions must be >= 2 distinct names from {EMOTIONS}, got {list(v)}")
+        return v
+
+
+class CorpusParams(Section):
+    """Where one corpus lives and how to read it."""
+
+    adapter: Literal["crema_d", "msp_improv", "manifest"]
+    root: str
+    landmarks_dir: str
+    textgrid_dir: str
+    labels: Literal["intended", "voice", "multimodal", "consensus"] = "intended"
+    split_by: Literal["speaker", "session"] = "speaker"
+    manifest_csv: str | None = None
+
+    @model_validator(mode="after")
+    def _labels_fit_adapter(self) -> CorpusParams:
+        allowed = {
+            "crema_d": {"intended", "voice", "multimodal"},
+            "msp_improv": {"consensus"},
+            "manifest": {"intended"},
+        }[self.adapter]
+        if self.labels not in allowed:
+            raise ValueError(
+                f"labels={self.labels!r} does not fit adapter {self.adapter!r}; use one of "
+                f"{sorted(allowed)}"
+            )
+        if self.adapter == "msp_improv" and self.split_by != "session":
+            # MSP-IMPROV's two speakers of a session share the dyadic recordings.
+            raise ValueError("msp_improv corpora split by session, got split_by='speaker'")
+        return self
+
+
+class DemoCorpusSize(Section):
+    """Size of one generated demo corpus."""
+
+    n_speakers: int = Field(ge=2)
+    utts_per_speaker: int = Field(ge=1)
+
+
+class DemoParams(Section):
+    """The synthetic corpus generator (``agcc demo``)."""
+
+    crema: DemoCorpusSize = DemoCorpusSize(n_speakers=16, utts_per_speaker=48)
+    improv: DemoCorpusSize = DemoCorpusSize(n_speakers=12, utts_per_speaker=48)
+    other_emotion_share: float = Field(0.05, ge=0.0, lt=1.0)
+    crema_out: str = "data/raw/demo_crema"
+    improv_out: str = "data/raw/demo_improv"
+
+    @model_validator(mode="after")
+    def _improv_sessions(self) -> DemoParams:
+        if self.improv.n_speakers % 2:
+            raise ValueError(
+                f"demo.improv.n_speakers must be even (one F and one M per session), "
+                f"got {self.improv.n_speakers}"
+            )
+        return self
+
+
+class PrepareParams(Section):
+    """Manifest writing and speaker-independent splits."""
+
+    split_fractions: dict[str, float] = Field(
+        default_factory=lambda: {"train": 0.6, "val": 0.15, "dev": 0.1, "test": 0.15}
+    )
+
+    @field_validator("split_fractions")
+    @classmethod
+    def _fractions(cls, v: dict[str, float]) -> dict[str, float]:
+        if set(v) != set(SPLITS):
+            raise ValueError(f"split_fractions needs exactly the keys {SPLITS}, got {sorted(v)}")
+        if any(f <= 0 for f in v.values()) or abs(sum(v.values()) - 1.0) > 1e-6:
+            raise ValueError(f"split_fractions must be positive and sum to 1, got {v}")
+        return v
+
+
+class LandmarkParams(Section):
+    """OpenFace CSV reading and mouth normalisation."""
+
+    min_confidence: float = Field(0.5, ge=0.0, le=1.0)
+    max_gap_frames: int = Field(3, ge=0)
+
+
+class SegmentParams(Section):
+    """Vowel segments cut from the mouth tracks."""
+
+    vowels: tuple[str, ...] = VOWELS
+    stressed_ah_as_ah: bool = True
+    context_ms: float = Field(0.0, ge=0.0, le=200.0)
+    fps: float = Field(50.0, gt=0.0, le=1000.0)
+    min_frames: int = Field(3, ge=2)
+
+    @field_validator("vowels")
+    @classmethod
+    def _known_vowels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [x for x in v if x not in VOWELS]
+        if unknown or not v:
+            raise ValueError(f"vowels must be a non-empty subset of {VOWELS}, got {list(v)}")
+        return v
+
+
+class Params(Section):
+    """The whole ``params.yaml``."""
+
+    base: BaseParams = BaseParams()
+    corpora: dict[str, CorpusParams]
+    demo: DemoParams = DemoParams()
+    prepare: PrepareParams = PrepareParams()
+    landmarks: LandmarkParams = LandmarkParams()
+    segments: SegmentParams = SegmentParams()
+
+    @field_validator("corpora")
+    @classmethod
+    def _corpus_names(cls, v: dict[str, CorpusParams]) -> dict[str, CorpusParams]:
+        bad = [k for k in v if not k.replace("_", "").isalnum()]
+        if bad or not v:
+            raise ValueError(f"corpus names must be non-empty [A-Za-z0-9_], got {bad or '{}'}")
+        return v
+
+    def corpus(self, name: str) -> CorpusParams:
+        """Return one corpus's settings or fail naming the known corpora."""
+        if name not in self.corpora:
+            raise KeyError(f"unknown corpus {name!r}; params.yaml defines {sorted(self.corpora)}")
+        return self.corpora[name]
+
+
+class ParamsError(ValueError):
+    """``params.yaml`` is missing, unreadable or invalid."""
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; errors name the file and every offending key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as e:
+        raise ParamsError(f"{path}: no such params file") from e
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping at top level, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as e:
+        lines = [
+            f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            + (f" (got {err['input']!r})" if err["type"] != "missing" else "")
+            for err in e.errors()
+        ]
+        raise ParamsError(f"{path}: invalid parameters\n" + "\n".join(lines)) from e

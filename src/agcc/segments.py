@@ -1,0 +1,191 @@
+"""The ``segments`` stage: one mouth-trajectory segment per vowel token (METHOD.md section 3).
+
+Each vowel interval [start, end) of the phone alignment, widened by an optional context margin,
+is resampled from the landmark track at a fixed frame rate so that 30 fps video still gives
+several frames per vowel. The interval times are kept so the acoustic side (wav2vec2 at 50
+frames/s) can be indexed with the same segment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from agcc import tracking
+from agcc.align import read_textgrid, vowel_intervals
+from agcc.landmarks import load_mouth
+from agcc.params import BaseParams, SegmentParams
+from agcc.skips import InputError
+
+log = logging.getLogger(__name__)
+
+SEGMENT_COLUMNS = [
+    "seg_id", "utt_id", "corpus", "speaker", "session", "gender", "split", "emotion",
+    "vowel", "phone", "word", "start", "end", "seg_start", "seg_end", "n_frames", "offset",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A resampled segment, or the reason it was dropped."""
+
+    frames: np.ndarray | None  # (T, 24) float32 when kept
+    seg_start: float
+    seg_end: float
+    dropped: str = ""
+
+
+def sample_times(start: float, end: float, fps: float) -> np.ndarray:
+    """Frame-centre times of [start, end) at ``fps``: t_k = start + (k + 0.5) / fps.
+
+    The count is round((end - start) * fps), so a 100 ms vowel gives 5 frames at 50 fps.
+    """
+    n = int(round((end - start) * fps))
+    return start + (np.arange(n) + 0.5) / fps
+
+
+def cut_segment(
+    time: np.ndarray, mouth: np.ndarray, start: float, end: float, sp: SegmentParams
+) -> Cut:
+    """Resample the mouth track (F,) x (F, 24) over [start - margin, end + margin).
+
+    Linear interpolation between video frames; a sample whose neighbouring frames are missing
+    (NaN after gap interpolation) invalidates the segment, as does an interval outside the video.
+    """
+    margin = sp.context_ms / 1000.0
+    s0, s1 = max(start - margin, 0.0), end + margin
+    t = sample_times(s0, s1, sp.fps)
+    if len(t) < sp.min_frames:
+        return Cut(None, s0, s1, "too_short")
+    half_frame = 0.5 * float(np.median(np.diff(time))) if len(time) > 1 else 0.0
+    if t[0] < time[0] - half_frame or t[-1] > time[-1] + half_frame:
+        return Cut(None, s0, s1, "outside_video")
+    tc = np.clip(t, time[0], time[-1])
+    frames = np.stack([np.interp(tc, time, mouth[:, j]) for j in range(mouth.shape[1])], axis=1)
+    if np.isnan(frames).any():
+        return Cut(None, s0, s1, "landmark_gap")
+    return Cut(frames.astype(np.float32), s0, s1)  # (T, 24)
+
+
+def segment_utterance(
+    row: pd.Series, track: tuple[np.ndarray, np.ndarray], sp: SegmentParams, dropped: Counter
+) -> list[tuple[dict, np.ndarray]]:
+    """All kept vowel segments of one utterance as (table row, (T, 24) frames) pairs."""
+    tg = str(row["textgrid"]) if isinstance(row["textgrid"], str) else ""
+    if not tg:
+        raise InputError("<manifest>", "no TextGrid configured for this utterance")
+    alignment = read_textgrid(tg, speaker=None)
+    tokens = vowel_intervals(alignment, sp.vowels, sp.stressed_ah_as_ah)
+    if not tokens:
+        raise InputError(tg, f"no target vowel ({', '.join(sp.vowels)}) in the phones tier")
+    time, mouth = track
+    out = []
+    for tok in tokens:
+        cut = cut_segment(time, mouth, tok.start, tok.end, sp)
+        if cut.frames is None:
+            dropped[cut.dropped] += 1
+            continue
+        meta = {
+            "utt_id": row["utt_id"], "vowel": tok.vowel, "phone": tok.phone, "word": tok.word,
+            "start": tok.start, "end": tok.end, "seg_start": cut.seg_start,
+            "seg_end": cut.seg_end, "n_frames": len(cut.frames),
+        }  # fmt: skip
+        out.append((meta, cut.frames))
+    return out
+
+
+def build_segments(
+    manifest: pd.DataFrame, tracks: dict, sp: SegmentParams, run: tracking.StageRun
+) -> tuple[pd.DataFrame, np.ndarray, Counter]:
+    """Segment every utterance; returns the table, the stacked frames and segment drop counts."""
+    rows, frames, dropped = [], [], Counter()
+    run.skips.n_seen = len(manifest)
+    for _, row in tqdm(manifest.iterrows(), total=len(manifest), desc=f"segments {run.stage}"):
+        if row["utt_id"] not in tracks:
+            run.skips.add(row["utt_id"], row["landmarks"], "no mouth track (see landmarks skips)")
+            continue
+        try:
+            cuts = segment_utterance(row, tracks[row["utt_id"]], sp, dropped)
+        except InputError as e:
+            run.skips.add_error(row["utt_id"], e)
+            continue
+        for meta, f in cuts:
+            rows.append(meta)
+            frames.append(f)
+    table = pd.DataFrame(rows, columns=[c for c in SEGMENT_COLUMNS if c in rows[0]] if rows else [])
+    return table, frames, dropped
+
+
+def finish_table(table: pd.DataFrame, manifest: pd.DataFrame, corpus: str) -> pd.DataFrame:
+    """Join utterance metadata, number the segments and give each its frame offset."""
+    meta = manifest.set_index("utt_id")[["speaker", "session", "gender", "split", "emotion"]]
+    table = table.join(meta, on="utt_id")
+    table["corpus"] = corpus
+    table["seg_id"] = table["utt_id"] + "#" + table.groupby("utt_id").cumcount().astype(str)
+    table["offset"] = np.concatenate([[0], np.cumsum(table["n_frames"].to_numpy())[:-1]])
+    return table[SEGMENT_COLUMNS]
+
+
+def save_segments(table: pd.DataFrame, frames: list[np.ndarray], out_dir: Path) -> None:
+    """Write segments.csv and segments.npz (mouth (S_total, 24) float32, offsets (S+1,))."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_dir / "segments.csv", index=False)
+    offsets = np.concatenate([[0], np.cumsum([len(f) for f in frames])]).astype(np.int64)
+    mouth = np.concatenate(frames).astype(np.float32) if frames else np.zeros((0, 24), np.float32)
+    np.savez(out_dir / "segments.npz", seg_id=table["seg_id"].to_numpy(str), offsets=offsets,
+             mouth=mouth)  # fmt: skip
+
+
+def load_segments(seg_dir: str | Path) -> tuple[pd.DataFrame, list[np.ndarray]]:
+    """Read a segments folder back: the table and one (T_i, 24) array per row."""
+    seg_dir = Path(seg_dir)
+    table = pd.read_csv(seg_dir / "segments.csv", keep_default_na=False, dtype={"session": str})
+    with np.load(seg_dir / "segments.npz") as z:
+        mouth, offsets, ids = z["mouth"], z["offsets"], z["seg_id"]
+    if len(ids) != len(table) or (ids != table["seg_id"].to_numpy(str)).any():
+        raise ValueError(f"{seg_dir}: segments.npz and segments.csv disagree; re-run the stage")
+    return table, [mouth[offsets[i] : offsets[i + 1]] for i in range(len(table))]
+
+
+def _metrics(table: pd.DataFrame, dropped: Counter) -> dict[str, float]:
+    """Counts per vowel, split and emotion, frame statistics and segment drop counts."""
+    m: dict[str, float] = {"n_segments": len(table), "n_utts": table["utt_id"].nunique()}
+    for col in ("vowel", "split", "emotion"):
+        m |= {f"{col}.{k}": int(v) for k, v in table[col].value_counts().items()}
+    if len(table):
+        m |= {"frames.mean": round(float(table["n_frames"].mean()), 3),
+              "frames.max": int(table["n_frames"].max())}  # fmt: skip
+    return m | {f"dropped_segments.{k}": v for k, v in dropped.items()}
+
+
+def run(
+    name: str, manifest: Path, mouth: Path, sp: SegmentParams, base: BaseParams, out_dir: Path
+) -> pd.DataFrame:
+    """Cut the vowel segments of one corpus and write them to ``out_dir``."""
+    with tracking.stage_run(
+        "segments",
+        params=sp.model_dump() | {"corpus": name},
+        corpus=name,
+        metrics_path=out_dir / "metrics.json",
+        skips_path=out_dir / "skips.csv",
+        max_skip_share=base.max_skip_share,
+    ) as run_:
+        log.info("reading manifest %s and mouth tracks %s", manifest, mouth)
+        frame = pd.read_csv(manifest, keep_default_na=False, dtype={"session": str})
+        tracks = load_mouth(mouth)
+        log.info("segmenting %d utterances", len(frame))
+        table, frames, dropped = build_segments(frame, tracks, sp, run_)
+        if table.empty:
+            raise InputError(manifest, "no vowel segment survived; see skips.csv for why")
+        table = finish_table(table, frame, name)
+        save_segments(table, frames, out_dir)
+        run_.metrics |= _metrics(table, dropped)
+        log.info("%s: %d segments from %d utterances; dropped %s", name, len(table),
+                 table["utt_id"].nunique(), dict(dropped) or "none")  # fmt: skip
+        return table

@@ -1,0 +1,106 @@
+"""dvc.yaml, the CLI, the params schema, the Makefile and the Dockerfile agree with each other."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import yaml
+
+from agcc.cli import _parser
+from agcc.params import load_params
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _stages() -> dict[str, dict]:
+    """dvc.yaml stages with foreach stages expanded per corpus (only `${key}` is substituted)."""
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    corpora = load_params(REPO / "params.yaml").corpora
+    out = {}
+    for name, st in dvc.items():
+        if "foreach" in st:
+            for key in corpora:
+                text = yaml.safe_dump(st["do"]).replace("${key}", key)
+                out[f"{name}@{key}"] = yaml.safe_load(text)
+        else:
+            out[name] = st
+    return out
+
+
+def _has_key(model: object, dotted: str) -> bool:
+    """Whether a dotted params key exists in the validated params object."""
+    node = model
+    for part in dotted.split("."):
+        if isinstance(node, dict):
+            if part not in node:
+                return False
+            node = node[part]
+        elif hasattr(node, "model_fields") and part in type(node).model_fields:
+            node = getattr(node, part)
+        else:
+            return False
+    return True
+
+
+def test_every_dvc_param_key_exists_in_schema() -> None:
+    params = load_params(REPO / "params.yaml")
+    missing = [
+        (stage, key)
+        for stage, st in _stages().items()
+        for key in st.get("params", [])
+        if not _has_key(params, key)
+    ]
+    assert not missing, f"dvc.yaml names params the schema lacks: {missing}"
+
+
+def test_every_stage_command_is_a_cli_subcommand_with_a_module() -> None:
+    sub = next(a for a in _parser()._actions if a.dest == "command")
+    for stage, st in _stages().items():
+        words = st["cmd"].split()
+        assert words[0] == "agcc", f"{stage}: {st['cmd']}"
+        assert words[1] in sub.choices, f"{stage}: unknown subcommand {words[1]}"
+        assert stage.split("@")[0] == words[1], f"stage {stage} runs {words[1]}"
+        assert hasattr(importlib.import_module(f"agcc.{words[1]}"), "run")
+        # every option passed by dvc.yaml is accepted by the parser
+        opts = [w for w in words[2:] if w.startswith("--")]
+        known = {o for a in sub.choices[words[1]]._actions for o in a.option_strings}
+        assert set(opts) <= known, f"{stage}: options {set(opts) - known}"
+
+
+def test_source_deps_exist() -> None:
+    for stage, st in _stages().items():
+        for dep in st.get("deps", []):
+            if dep.startswith("src/"):
+                assert (REPO / dep).exists(), f"{stage}: dep {dep} missing"
+
+
+def _requirements() -> dict[str, str]:
+    lines = (REPO / "requirements.txt").read_text().splitlines()
+    pins = [ln.split("#")[0].strip() for ln in lines]
+    return dict(p.split("==") for p in pins if p)
+
+
+def test_requirements_are_exact_pins() -> None:
+    reqs = _requirements()
+    assert {"torch", "mlflow", "dvc", "pydantic", "tslearn", "transformers", "optuna"} <= set(reqs)
+    assert all(re.fullmatch(r"\d+(\.\d+)*", v) for v in reqs.values()), reqs
+
+
+def test_dockerfile_installs_the_same_requirement_set() -> None:
+    docker = (REPO / "Dockerfile").read_text()
+    torch_tag = re.search(r"^FROM pytorch/pytorch:(\d+\.\d+\.\d+)-cuda", docker, re.M)
+    assert torch_tag, "Dockerfile must start from a CUDA PyTorch image"
+    assert torch_tag.group(1) == _requirements()["torch"], "base image torch != requirements pin"
+    assert re.search(r"pip install -r requirements\.txt", docker)
+    assert re.search(r"COPY requirements\.txt", docker)
+    assert re.search(r'ENTRYPOINT \["agcc"\]', docker)
+
+
+def test_makefile_installs_the_same_requirement_set() -> None:
+    make = (REPO / "Makefile").read_text()
+    assert "-r requirements.txt" in make
+    assert "grep -E '^torch==' requirements.txt" in make
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "make test" in ci
