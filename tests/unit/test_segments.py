@@ -1,0 +1,59 @@
+"""Vowel segment cutting: frame counts, resampling values, margins and drop reasons."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agcc.params import SegmentParams
+from agcc.segments import cut_segment, sample_times
+
+
+def _track(fps: float = 30.0, seconds: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """A track whose column j is the linear ramp j + t (so interpolation is exact)."""
+    t = np.arange(int(seconds * fps)) / fps
+    return t, t[:, None] + np.arange(24)[None, :]
+
+
+def test_sample_times_counts_and_centres() -> None:
+    t = sample_times(1.0, 1.1, 50.0)
+    assert len(t) == 5
+    np.testing.assert_allclose(t, [1.01, 1.03, 1.05, 1.07, 1.09])
+    assert len(sample_times(0.0, 0.009, 50.0)) == 0
+
+
+def test_30fps_vowel_gets_more_than_two_frames() -> None:
+    time, mouth = _track()
+    cut = cut_segment(time, mouth, 0.50, 0.58, SegmentParams(fps=50, min_frames=3))
+    # 80 ms spans 2-3 video frames at 30 fps, 4 frames at 50 fps
+    assert cut.frames is not None and cut.frames.shape == (4, 24)
+    np.testing.assert_allclose(cut.frames[:, 0], sample_times(0.5, 0.58, 50), atol=1e-6)
+    np.testing.assert_allclose(cut.frames[:, 7] - cut.frames[:, 0], 7.0, atol=1e-5)
+
+
+def test_context_margin_widens_segment() -> None:
+    time, mouth = _track()
+    sp = SegmentParams(fps=50, context_ms=20)
+    cut = cut_segment(time, mouth, 0.50, 0.60, sp)
+    assert (cut.seg_start, cut.seg_end) == pytest.approx((0.48, 0.62))
+    assert cut.frames is not None and len(cut.frames) == 7
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "reason"),
+    [(0.50, 0.53, "too_short"), (1.95, 2.20, "outside_video"), (0.90, 1.10, "landmark_gap")],
+)
+def test_drop_reasons(start: float, end: float, reason: str) -> None:
+    time, mouth = _track()
+    mouth = mouth.copy()
+    mouth[29:33] = np.nan  # a long gap around t = 1.0 s that interpolation left open
+    cut = cut_segment(time, mouth, start, end, SegmentParams(fps=50, min_frames=3))
+    assert cut.frames is None and cut.dropped == reason
+
+
+def test_segment_next_to_a_gap_is_kept() -> None:
+    time, mouth = _track()
+    mouth = mouth.copy()
+    mouth[40:45] = np.nan  # 1.33-1.47 s
+    cut = cut_segment(time, mouth, 0.9, 1.2, SegmentParams(fps=50))
+    assert cut.frames is not None and not np.isnan(cut.frames).any()
