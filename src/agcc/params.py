@@ -136,6 +136,44 @@ class SegmentParams(Section):
         return v
 
 
+class ClusterParams(Section):
+    """AG clustering: Soft-DTW k-means over the validation segments of all corpora."""
+
+    engine: Literal["torch", "tslearn"] = "torch"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    k: int | None = Field(10, ge=2)
+    k_grid: tuple[int, ...] = tuple(range(5, 31))
+    gamma: float = Field(1.0, gt=0.0)
+    max_iter: int = Field(30, ge=1)
+    tol: float = Field(1e-4, ge=0.0)
+    n_init: int = Field(1, ge=1)
+    fit_split: Literal["train", "val", "dev", "test"] = "val"
+    max_fit_segments: int | None = Field(None, ge=10)
+    silhouette_sample: int = Field(1000, ge=10)
+
+    @field_validator("k_grid")
+    @classmethod
+    def _grid(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if len(v) < 3 or min(v) < 2 or list(v) != sorted(set(v)):
+            raise ValueError(f"k_grid must be >= 3 increasing distinct values >= 2, got {list(v)}")
+        return v
+
+
+class AnalyzeParams(Section):
+    """The paper's analyses: Table I overlap and Fig. 1 trajectories."""
+
+    common_threshold: float = Field(25.0, ge=0.0, le=100.0)
+    fig1_vowels: tuple[str, str] = ("AA", "IY")
+    fig1_samples: int = Field(50, ge=1)
+
+    @field_validator("fig1_vowels")
+    @classmethod
+    def _vowels(cls, v: tuple[str, str]) -> tuple[str, str]:
+        if any(x not in VOWELS for x in v):
+            raise ValueError(f"fig1_vowels must be two of {VOWELS}, got {list(v)}")
+        return v
+
+
 class Params(Section):
     """The whole ``params.yaml``."""
 
@@ -145,6 +183,8 @@ class Params(Section):
     prepare: PrepareParams = PrepareParams()
     landmarks: LandmarkParams = LandmarkParams()
     segments: SegmentParams = SegmentParams()
+    cluster: ClusterParams = ClusterParams()
+    analyze: AnalyzeParams = AnalyzeParams()
 
     @field_validator("corpora")
     @classmethod

@@ -111,6 +111,26 @@ class StageRun:
         """Log per-step metrics (e.g. per epoch) to MLflow."""
         self.mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
 
+    @contextmanager
+    def child(self, name: str, params: dict[str, Any]) -> Iterator[StageRun]:
+        """A nested MLflow run (one model fit, one trial) under this stage's run.
+
+        The child shares this stage's skip report; an exception marks only the child FAILED
+        before it propagates.
+        """
+        with self.mlflow.start_run(run_name=name, nested=True):
+            self.mlflow.set_tags({"stage": self.stage.split("@")[0], "parent_stage": self.stage})
+            self.mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
+            try:
+                yield StageRun(stage=self.stage, skips=self.skips, mlflow=self.mlflow)
+            except BaseException:
+                self.mlflow.end_run(status="FAILED")
+                raise
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        """Log final metrics of the active (stage or child) run to MLflow only."""
+        self.mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+
 
 @contextmanager
 def stage_run(

@@ -1,0 +1,153 @@
+"""Types and helpers shared by the corpus adapters: the manifest schema and side-file lookup.
+
+An adapter turns one corpus layout into rows of :data:`MANIFEST_COLUMNS`. Out-of-class labels are
+counted in :attr:`Manifest.dropped` (a design choice, not an error); unusable input (a name that
+does not parse, a label that does not join) goes to the stage's :class:`~agcc.skips.SkipReport`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from agcc.params import EMOTIONS
+
+log = logging.getLogger(__name__)
+
+MANIFEST_COLUMNS = (
+    "utt_id",
+    "corpus",
+    "speaker",
+    "gender",
+    "session",
+    "sentence",
+    "emotion",
+    "split",
+    "audio",
+    "landmarks",
+    "textgrid",
+    "transcript",
+)
+
+LANDMARK_SUFFIX = ".csv"
+TEXTGRID_SUFFIX = ".TextGrid"
+
+# An adapter row: utt_id, speaker, gender, session, sentence, emotion, audio, transcript and
+# optionally landmarks/textgrid; build_manifest adds corpus, split and the side-file paths.
+Row = dict[str, str]
+
+# Emotion spellings accepted where a corpus gives free-form labels (lower case keys).
+EMOTION_ALIASES: dict[str, str] = {
+    **{e: e for e in EMOTIONS},
+    **dict.fromkeys(("neu", "n"), "neutral"),
+    **dict.fromkeys(("angry", "ang", "a"), "anger"),
+    **dict.fromkeys(("happy", "hap", "h"), "happiness"),
+    **dict.fromkeys(("sad", "s"), "sadness"),
+}
+
+
+class LayoutError(ValueError):
+    """A corpus root does not have the layout its adapter expects."""
+
+
+@dataclass
+class Manifest:
+    """One corpus as a table of kept utterances plus the out-of-class labels that were dropped.
+
+    ``n_seen`` counts every item looked at: kept rows, dropped labels and skipped items.
+    """
+
+    frame: pd.DataFrame
+    dropped: Counter[str] = field(default_factory=Counter)
+    n_seen: int = 0
+
+
+def empty_frame() -> pd.DataFrame:
+    """A manifest frame with the schema's columns and no rows."""
+    return pd.DataFrame({c: pd.Series(dtype=str) for c in MANIFEST_COLUMNS})
+
+
+def rows_to_frame(rows: list[Row], corpus: str) -> pd.DataFrame:
+    """Build the manifest frame (schema column order, sorted by utt_id) from adapter rows."""
+    if not rows:
+        return empty_frame()
+    frame = pd.DataFrame(rows)
+    frame["corpus"] = corpus
+    frame["split"] = ""
+    for col in MANIFEST_COLUMNS:
+        if col not in frame:
+            frame[col] = ""
+    frame = frame[list(MANIFEST_COLUMNS)].fillna("").astype(str)
+    return frame.sort_values("utt_id", kind="stable").reset_index(drop=True)
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """Read a manifest.csv written by the prepare stage, every column as text (no NaN)."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: not a manifest, missing columns {missing}")
+    return frame
+
+
+def index_by_stem(folder: Path, suffix: str) -> dict[str, str]:
+    """Map file stem -> path for every ``*suffix`` file below ``folder`` (recursive).
+
+    Users keep OpenFace and aligner outputs in their own nested folders, so the lookup goes by
+    utterance id rather than by a fixed sub-path. When a stem occurs twice the shallowest path
+    (then the first in sorted order) wins and a warning says how many were ambiguous.
+    """
+    found: dict[str, str] = {}
+    dupes = 0
+    for p in sorted(folder.rglob(f"*{suffix}"), key=lambda p: (len(p.parts), p.as_posix())):
+        if not p.is_file():
+            continue
+        stem = p.name[: -len(suffix)]
+        if stem in found:
+            dupes += 1
+            continue
+        found[stem] = str(p)
+    if dupes:
+        log.warning(
+            "%s: %d %s files share a stem with another; kept the first", folder, dupes, suffix
+        )
+    return found
+
+
+def side_paths(utt_ids: list[str], folder: str, suffix: str, what: str) -> list[str]:
+    """Path of each utterance's side file (landmarks or TextGrid) below ``folder``.
+
+    A file found anywhere below the folder is used; otherwise the expected flat path
+    ``<folder>/<utt_id><suffix>`` is kept so that later stages can report it as missing.
+    """
+    root = Path(folder)
+    if root.is_dir():
+        index = index_by_stem(root, suffix)
+        log.info("indexed %d %s files below %s", len(index), what, root)
+    else:
+        index = {}
+        log.warning("%s folder %s does not exist; using expected paths", what, root)
+    return [index.get(u, str(root / f"{u}{suffix}")) for u in utt_ids]
+
+
+def attach_side_paths(frame: pd.DataFrame, landmarks_dir: str, textgrid_dir: str) -> pd.DataFrame:
+    """Fill empty ``landmarks`` and ``textgrid`` cells from the configured folders."""
+    for col, folder, suffix, what in (
+        ("landmarks", landmarks_dir, LANDMARK_SUFFIX, "landmark"),
+        ("textgrid", textgrid_dir, TEXTGRID_SUFFIX, "TextGrid"),
+    ):
+        todo = frame[col] == ""
+        if todo.any():
+            ids = frame.loc[todo, "utt_id"].tolist()
+            frame.loc[todo, col] = side_paths(ids, folder, suffix, what)
+    return frame
+
+
+def metric_key(label: str) -> str:
+    """A label as an MLflow-safe metric name part: ``"other (O)"`` -> ``"other_O"``."""
+    return re.sub(r"[^\w.-]+", "_", label).strip("_") or "unnamed"

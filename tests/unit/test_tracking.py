@@ -1,0 +1,99 @@
+"""stage_run: metrics and skip reports on success; FAILED runs and no metrics on failure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agcc import tracking
+from agcc.skips import SkipReport, TooManySkipsError
+
+
+def _runs(tmp_path: Path) -> list:
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    return mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], output_format="list")
+
+
+def test_successful_stage_writes_metrics_and_skips(tracked: Path) -> None:
+    with tracking.stage_run(
+        "prepare", {"a": {"b": 1}}, corpus="c1", metrics_path="m/metrics.json",
+        skips_path="m/skips.csv", max_skip_share=0.5,
+    ) as run:  # fmt: skip
+        run.skips.n_seen = 4
+        run.skips.add("u1", "x.wav", "unreadable: bad header")
+        run.metrics["n_utts"] = 3
+    m = json.loads((tracked / "m/metrics.json").read_text())
+    assert m["n_utts"] == 3 and m["n_skipped"] == 1 and m["skip_share"] == 0.25
+    assert m["skipped.unreadable"] == 1
+    assert "u1,x.wav,unreadable: bad header" in (tracked / "m/skips.csv").read_text()
+    (r,) = _runs(tracked)
+    assert r.info.status == "FINISHED"
+    assert r.data.params["a.b"] == "1"
+    assert r.data.tags["stage"] == "prepare" and r.data.tags["corpus"] == "c1"
+    assert r.data.metrics["n_utts"] == 3
+
+
+def test_too_many_skips_fails_the_run_and_writes_no_metrics(tracked: Path) -> None:
+    with pytest.raises(TooManySkipsError, match="dropped 2 of 3"):
+        with tracking.stage_run(
+            "landmarks", {}, corpus="c1", metrics_path="m/metrics.json",
+            skips_path="m/skips.csv", max_skip_share=0.5,
+        ) as run:  # fmt: skip
+            run.skips.n_seen = 3
+            run.skips.add("u1", "a.csv", "missing file")
+            run.skips.add("u2", "b.csv", "missing file")
+    assert not (tracked / "m/metrics.json").exists()
+    assert (tracked / "m/skips.csv").read_text().count("missing file") == 2
+    (r,) = _runs(tracked)
+    assert r.info.status == "FAILED"
+
+
+def test_exception_marks_run_failed(tracked: Path) -> None:
+    with pytest.raises(ZeroDivisionError):
+        with tracking.stage_run("segments", {}, metrics_path="m.json"):
+            _ = 1 / 0
+    (r,) = _runs(tracked)
+    assert r.info.status == "FAILED"
+    assert not (tracked / "m.json").exists()
+
+
+def test_skip_report_share_and_check() -> None:
+    rep = SkipReport("s", n_seen=10)
+    for i in range(3):
+        rep.add(f"u{i}", f"f{i}", "no target vowel: none of AA")
+    assert rep.share() == pytest.approx(0.3)
+    assert rep.counts() == {"no_target_vowel": 3}
+    rep.check(0.3)
+    with pytest.raises(TooManySkipsError, match="30.0%"):
+        rep.check(0.29)
+
+
+def test_dvc_lock_hashes(tmp_path: Path) -> None:
+    (tmp_path / "dvc.lock").write_text(
+        "schema: '2.0'\nstages:\n  prepare@c1:\n    cmd: x\n    deps:\n"
+        "    - path: data/raw\n      md5: abc.dir\n"
+    )
+    assert tracking.dvc_lock_hashes("prepare@c1", tmp_path / "dvc.lock") == {
+        "dvc.dep.data/raw": "abc.dir"
+    }
+    assert tracking.dvc_lock_hashes("other", tmp_path / "dvc.lock") == {}
+
+
+def test_child_runs_are_nested_and_fail_alone(tracked: Path) -> None:
+    with tracking.stage_run("cluster", {"k_grid": [2, 3]}) as run:
+        with run.child("k=2", {"k": 2}) as child:
+            child.log_metrics({"inertia": 1.5})
+        with pytest.raises(RuntimeError):
+            with run.child("k=3", {"k": 3}):
+                raise RuntimeError("fit diverged")
+        run.metrics["k"] = 2
+    runs = {r.info.run_name: r for r in _runs(tracked)}
+    parent = runs["cluster"].info.run_id
+    assert runs["cluster"].info.status == "FINISHED"
+    assert runs["k=2"].info.status == "FINISHED" and runs["k=3"].info.status == "FAILED"
+    assert runs["k=2"].data.tags["mlflow.parentRunId"] == parent
+    assert runs["k=2"].data.metrics["inertia"] == 1.5
