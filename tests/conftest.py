@@ -19,7 +19,7 @@ def shared_path(*parts: str) -> Path:
     """A path under ../shared, or skip the test when the shared folder is absent."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"{path} not found: ../shared (real fixtures) exists only beside the CI checkout")
+        pytest.skip(f"{path} not found: ../shared (real fixtures) sits beside the CI checkout only")
     return path
 
 

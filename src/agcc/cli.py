@@ -1,6 +1,7 @@
 """Command line: one subcommand per DVC stage; parses paths, loads params, calls the stage's run().
 
-Stage name = subcommand = module: ``dvc.yaml: prepare`` -> ``agcc prepare`` -> ``agcc.prepare.run()``.
+Stage name = subcommand = module:
+``dvc.yaml: prepare`` -> ``agcc prepare`` -> ``agcc.prepare.run()``.
 Every path comes in as an option from ``dvc.yaml``; nothing under ``src/`` hard-codes a data path.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agcc.params import ParamsError, load_params
+from agcc.skips import TooManySkipsError
 
 log = logging.getLogger("agcc")
 
@@ -71,7 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    def add(name: str, fn: Callable[[argparse.Namespace], None], help_: str) -> argparse.ArgumentParser:
+    def add(
+        name: str, fn: Callable[[argparse.Namespace], None], help_: str
+    ) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_)
         sp.set_defaults(func=fn)
         return sp
@@ -105,8 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         args.func(args)
-    except (ParamsError, KeyError, ValueError, FileNotFoundError) as e:
-        log.error("%s", e.args[0] if isinstance(e, KeyError) else e)
+    except (ParamsError, KeyError, ValueError, FileNotFoundError, TooManySkipsError) as e:
+        # Expected failures (bad params, bad input, too many skips) get one clear line;
+        # --verbose adds the traceback.
+        log.error("%s", e.args[0] if isinstance(e, KeyError) else e, exc_info=args.verbose)
         return 2
     return 0
 

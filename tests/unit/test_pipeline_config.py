@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import yaml
+from pydantic import BaseModel
 
 from agcc.cli import _parser
 from agcc.params import load_params
@@ -37,7 +38,7 @@ def _has_key(model: object, dotted: str) -> bool:
             if part not in node:
                 return False
             node = node[part]
-        elif hasattr(node, "model_fields") and part in type(node).model_fields:
+        elif isinstance(node, BaseModel) and part in type(node).model_fields:
             node = getattr(node, part)
         else:
             return False
