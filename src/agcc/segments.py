@@ -186,6 +186,10 @@ def run(
         table = finish_table(table, frame, name)
         save_segments(table, frames, out_dir)
         run_.metrics |= _metrics(table, dropped)
+        # utterances read fine but whose every vowel was dropped (too short, gaps)
+        run_.metrics["n_utts_without_segments"] = (
+            len(frame) - run_.skips.n_skipped - table["utt_id"].nunique()
+        )
         log.info("%s: %d segments from %d utterances; dropped %s", name, len(table),
                  table["utt_id"].nunique(), dict(dropped) or "none")  # fmt: skip
         return table
