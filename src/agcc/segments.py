@@ -76,11 +76,17 @@ def cut_segment(
 def segment_utterance(
     row: pd.Series, track: tuple[np.ndarray, np.ndarray], sp: SegmentParams, dropped: Counter
 ) -> list[tuple[dict, np.ndarray]]:
-    """All kept vowel segments of one utterance as (table row, (T, 24) frames) pairs."""
+    """All kept vowel segments of one utterance as (table row, (T, 24) frames) pairs.
+
+    ``dropped`` counts segments dropped by reason and unknown phone labels met on the way.
+    """
     tg = str(row["textgrid"]) if isinstance(row["textgrid"], str) else ""
     if not tg:
         raise InputError("<manifest>", "no TextGrid configured for this utterance")
     alignment = read_textgrid(tg, speaker=None)
+    if alignment.unknown:
+        log.warning("%s: unknown phone labels %s (not vowels, kept out)", tg, alignment.unknown)
+        dropped.update({f"unknown_phone.{k}": v for k, v in alignment.unknown.items()})
     tokens = vowel_intervals(alignment, sp.vowels, sp.stressed_ah_as_ah)
     if not tokens:
         raise InputError(tg, f"no target vowel ({', '.join(sp.vowels)}) in the phones tier")
@@ -161,7 +167,10 @@ def _metrics(table: pd.DataFrame, dropped: Counter) -> dict[str, float]:
     if len(table):
         m |= {"frames.mean": round(float(table["n_frames"].mean()), 3),
               "frames.max": int(table["n_frames"].max())}  # fmt: skip
-    return m | {f"dropped_segments.{k}": v for k, v in dropped.items()}
+    return m | {
+        k if k.startswith("unknown_phone.") else f"dropped_segments.{k}": v
+        for k, v in dropped.items()
+    }
 
 
 def run(

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
+from praatio import textgrid
 
 from agcc.params import SegmentParams
-from agcc.segments import cut_segment, sample_times
+from agcc.segments import cut_segment, sample_times, segment_utterance
+from agcc.skips import InputError
 
 
 def _track(fps: float = 30.0, seconds: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
@@ -57,3 +63,37 @@ def test_segment_next_to_a_gap_is_kept() -> None:
     mouth[40:45] = np.nan  # 1.33-1.47 s
     cut = cut_segment(time, mouth, 0.9, 1.2, SegmentParams(fps=50))
     assert cut.frames is not None and not np.isnan(cut.frames).any()
+
+
+def _textgrid(path: Path, phones: list[tuple[float, float, str]]) -> str:
+    """Write an MFA-style TextGrid with one word spanning the phones."""
+    tg = textgrid.Textgrid()
+    end = phones[-1][1]
+    tg.addTier(textgrid.IntervalTier("words", [(phones[0][0], end, "word")], 0, end + 0.1))
+    tg.addTier(textgrid.IntervalTier("phones", phones, 0, end + 0.1))
+    tg.save(str(path), format="long_textgrid", includeBlankSpaces=True)
+    return str(path)
+
+
+def test_utterance_without_target_vowel_is_an_input_error(tmp_path: Path) -> None:
+    tg = _textgrid(tmp_path / "u.TextGrid", [(0.1, 0.2, "S"), (0.2, 0.4, "IH1"), (0.4, 0.5, "T")])
+    row = pd.Series({"utt_id": "u", "textgrid": tg})
+    with pytest.raises(InputError, match=r"u\.TextGrid: no target vowel"):
+        segment_utterance(row, _track(), SegmentParams(), Counter())
+
+
+def test_unknown_phones_are_counted_and_vowels_kept(tmp_path: Path) -> None:
+    tg = _textgrid(tmp_path / "u.TextGrid", [(0.1, 0.2, "XQ"), (0.2, 0.4, "AA1"), (0.4, 0.5, "T")])
+    dropped: Counter = Counter()
+    out = segment_utterance(
+        pd.Series({"utt_id": "u", "textgrid": tg}), _track(), SegmentParams(), dropped
+    )
+    assert [m["vowel"] for m, _ in out] == ["AA"] and out[0][1].shape == (10, 24)
+    assert dropped["unknown_phone.XQ"] == 1
+
+
+def test_no_textgrid_configured() -> None:
+    with pytest.raises(InputError, match="no TextGrid"):
+        segment_utterance(
+            pd.Series({"utt_id": "u", "textgrid": ""}), _track(), SegmentParams(), Counter()
+        )
