@@ -436,5 +436,11 @@ def load_mouth(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def fps(time: np.ndarray) -> float:
-    """Frame rate from the median time step (NaN for fewer than two frames)."""
-    return 1.0 / float(np.median(np.diff(time))) if len(time) > 1 else math.nan
+    """Frame rate over the whole track, (F - 1) / duration (NaN for fewer than two frames).
+
+    Robust to timestamps rounded to milliseconds (OpenFace writes 0.033, 0.067, ...), which
+    would bias a median-step estimate (1 / 0.033 = 30.3 for 30 fps video).
+    """
+    if len(time) < 2 or time[-1] <= time[0]:
+        return math.nan
+    return (len(time) - 1) / float(time[-1] - time[0])

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-STAGES = ("prepare", "landmarks", "segments")
+STAGES = ("prepare", "landmarks", "segments", "cluster", "analyze")
 HEADLINE = {
     "prepare": ("n_utts", "n_speakers", "n_skipped"),
-    "landmarks": ("n_utts", "n_skipped"),
+    "landmarks": ("utterances_kept", "missing_share_after", "n_skipped"),
     "segments": ("n_segments", "n_utts", "n_skipped"),
+    "cluster": ("k_chosen", "k_elbow", "inertia"),
+    "analyze": ("avg_overlap.all.AA", "avg_overlap.all.IY"),
 }
-FOLDERS = {"prepare": "prepared", "landmarks": "landmarks", "segments": "segments"}
+FOLDERS = {s: s for s in STAGES} | {"prepare": "prepared"}
+# stages with one output folder for all corpora (the others have one per corpus)
+SINGLE = {"cluster", "analyze"}
 
 
 def render(root: Path) -> str:
@@ -19,10 +23,12 @@ def render(root: Path) -> str:
     lines = ["agcc outputs (metrics from each stage's metrics.json):"]
     for stage in STAGES:
         base = root / "data" / FOLDERS[stage]
-        for metrics in sorted(base.glob("*/metrics.json")):
+        pattern = "metrics.json" if stage in SINGLE else "*/metrics.json"
+        for metrics in sorted(base.glob(pattern)):
             m = json.loads(metrics.read_text())
             counts = ", ".join(f"{k}={m[k]:g}" for k in HEADLINE[stage] if k in m)
-            lines.append(f"  {stage:<10} {metrics.parent.name:<14} {counts}  ({metrics.parent})")
+            name = "all corpora" if stage in SINGLE else metrics.parent.name
+            lines.append(f"  {stage:<10} {name:<14} {counts}  ({metrics.parent})")
     if len(lines) == 1:
         lines.append("  nothing yet: run `dvc repro`")
     lines.append("MLflow runs: `mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db`")

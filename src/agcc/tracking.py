@@ -98,6 +98,7 @@ class StageRun:
     skips: SkipReport
     metrics: dict[str, float] = field(default_factory=dict)
     mlflow: Any = None
+    tags: dict[str, str] = field(default_factory=dict)
 
     def log_artifact(self, path: str | Path, subdir: str | None = None) -> None:
         """Attach a file to the stage's MLflow run."""
@@ -119,10 +120,10 @@ class StageRun:
         before it propagates.
         """
         with self.mlflow.start_run(run_name=name, nested=True):
-            self.mlflow.set_tags({"stage": self.stage.split("@")[0], "parent_stage": self.stage})
+            self.mlflow.set_tags(self.tags | {"parent_stage": self.stage})
             self.mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
             try:
-                yield StageRun(stage=self.stage, skips=self.skips, mlflow=self.mlflow)
+                yield StageRun(self.stage, self.skips, mlflow=self.mlflow, tags=self.tags)
             except BaseException:
                 self.mlflow.end_run(status="FAILED")
                 raise
@@ -154,10 +155,9 @@ def stage_run(
     t0 = time.perf_counter()
     with mlflow.start_run(run_name=name) as active:
         run.mlflow = mlflow
-        mlflow.set_tags(
-            {"stage": stage, "corpus": corpus or "", "git_commit": git_commit()}
-            | dvc_lock_hashes(dvc_stage)
-        )
+        run.tags = {"stage": stage, "corpus": corpus or "", "git_commit": git_commit()}
+        run.tags |= dvc_lock_hashes(dvc_stage)
+        mlflow.set_tags(run.tags)
         mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
         try:
             yield run

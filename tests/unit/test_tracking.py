@@ -97,3 +97,4 @@ def test_child_runs_are_nested_and_fail_alone(tracked: Path) -> None:
     assert runs["k=2"].info.status == "FINISHED" and runs["k=3"].info.status == "FAILED"
     assert runs["k=2"].data.tags["mlflow.parentRunId"] == parent
     assert runs["k=2"].data.metrics["inertia"] == 1.5
+    assert runs["k=2"].data.tags["git_commit"] == runs["cluster"].data.tags["git_commit"]
