@@ -59,11 +59,42 @@ def _cmd_segments(args: argparse.Namespace) -> None:
     )
 
 
+def _segment_dirs(args: argparse.Namespace, corpora: dict) -> list[Path]:
+    """Segments folders: given one by one, or one per params.yaml corpus under a root."""
+    if args.segments:
+        return [Path(d) for d in args.segments]
+    return [Path(args.segments_root) / name for name in corpora]
+
+
+def _cmd_cluster(args: argparse.Namespace) -> None:
+    """Fit the AG clusters on the fit split of all corpora and assign every segment."""
+    from agcc import cluster
+
+    p = load_params(args.params)
+    cluster.run(_segment_dirs(args, p.corpora), p.cluster, p.base, Path(args.out))
+
+
+def _cmd_analyze(args: argparse.Namespace) -> None:
+    """Write the paper's Table I and Fig. 1 for the first two corpora."""
+    from agcc import analyze
+
+    p = load_params(args.params)
+    segs = _segment_dirs(args, p.corpora)
+    analyze.run(segs, Path(args.clusters), p.analyze, p.base, Path(args.out))
+
+
 def _cmd_summary(args: argparse.Namespace) -> None:
     """Print where the pipeline's outputs are and their headline counts."""
     from agcc import summary
 
     print(summary.render(Path(args.root)))
+
+
+def _segment_options(sp: argparse.ArgumentParser) -> None:
+    """--segments DIR... or --segments-root DIR (one sub-folder per params.yaml corpus)."""
+    g = sp.add_mutually_exclusive_group(required=True)
+    g.add_argument("--segments", nargs="+", help="segments folders, one per corpus")
+    g.add_argument("--segments-root", help="folder with one segments folder per corpus in params")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,6 +124,13 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--corpus", required=True)
     sp.add_argument("--manifest", required=True)
     sp.add_argument("--mouth", required=True, help="mouth.npz from the landmarks stage")
+    sp.add_argument("--out", required=True)
+    sp = add("cluster", _cmd_cluster, "vowel segments of all corpora -> AG clusters (Soft-DTW)")
+    _segment_options(sp)
+    sp.add_argument("--out", required=True)
+    sp = add("analyze", _cmd_analyze, "segments + AG clusters -> Table I and Fig. 1")
+    _segment_options(sp)
+    sp.add_argument("--clusters", required=True, help="output folder of the cluster stage")
     sp.add_argument("--out", required=True)
     sp = add("summary", _cmd_summary, "print where the outputs are and their counts")
     sp.add_argument("--root", default=".", help="project root (default .)")

@@ -176,6 +176,59 @@ class AnalyzeParams(Section):
         return v
 
 
+class FeatureParams(Section):
+    """Frozen acoustic encoder whose frame features feed the SER model (METHOD.md section 6)."""
+
+    encoder: Literal["logmel", "wav2vec2"] = "logmel"
+    model: str = "facebook/wav2vec2-base"  # hub name or local folder (wav2vec2, HuBERT, WavLM)
+    layer: int | Literal["all"] = -1  # hidden-state index, or all layers for a learned sum
+    n_mels: int = Field(80, ge=8, le=256)
+    batch_seconds: float = Field(60.0, gt=0.0)  # audio per batch; batches are grouped by length
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class TrainParams(Section):
+    """The SER model, the anchoring losses and the experiment grid (METHOD.md section 7)."""
+
+    methods: tuple[
+        Literal["source_only", "pa_cc", "hard_ag", "la_cc", "ag_cc", "upper_bound"], ...
+    ] = ("source_only", "pa_cc", "hard_ag", "la_cc", "ag_cc", "upper_bound")
+    directions: tuple[tuple[str, str], ...] = (("demo_crema", "demo_improv"),)
+    seeds: tuple[int, ...] = (1, 2, 3)
+    gamma: float = Field(1.0, ge=0.0)
+    alpha: float = Field(0.3, ge=0.0)
+    beta: float = Field(0.2, ge=0.0)
+    lr: float = Field(1e-4, gt=0.0)
+    weight_decay: float = Field(1e-3, ge=0.0)
+    batch_size: int = Field(64, ge=2)
+    max_epochs: int = Field(70, ge=1)
+    patience: int = Field(10, ge=1)
+    pseudo_label_threshold: float = Field(0.6, ge=0.0, le=1.0)
+    oracle: bool = False  # true target labels for the anchors: analysis only, marked everywhere
+    d_model: int = Field(128, ge=8)
+    n_heads: int = Field(4, ge=1)
+    n_layers: int = Field(2, ge=1)
+    fc_hidden: int = Field(128, ge=4)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    la_top_m: int = Field(2, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError(f"seeds must be a non-empty list of distinct ints, got {list(v)}")
+        return v
+
+
+class EvaluateParams(Section):
+    """Table II: UARs, one-vs-rest binary UARs and paired bootstrap CIs (METHOD.md section 8)."""
+
+    binary_models: bool = False
+    bootstrap: int = Field(1000, ge=10)
+    ci: float = Field(0.95, gt=0.5, lt=1.0)
+
+
 class Params(Section):
     """The whole ``params.yaml``."""
 
@@ -187,6 +240,20 @@ class Params(Section):
     segments: SegmentParams = SegmentParams()
     cluster: ClusterParams = ClusterParams()
     analyze: AnalyzeParams = AnalyzeParams()
+    features: FeatureParams = FeatureParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+
+    @model_validator(mode="after")
+    def _directions_name_corpora(self) -> Params:
+        for src, tgt in self.train.directions:
+            unknown = [c for c in (src, tgt) if c not in self.corpora]
+            if unknown:
+                raise ValueError(
+                    f"train.directions names unknown corpora {unknown}; "
+                    f"params.yaml corpora are {sorted(self.corpora)}"
+                )
+        return self
 
     @field_validator("corpora")
     @classmethod

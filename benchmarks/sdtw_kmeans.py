@@ -1,0 +1,213 @@
+"""Soft-DTW k-means: the torch engine against tslearn, same data, init and gamma.
+
+Generates a seeded structured mixture of short multivariate series (mouth-landmark-like
+trajectories: 5-25 frames x 24 dims, k warped prototypes plus noise), draws k-means++ centroids
+once, runs both engines from them for the same number of iterations and prints the wall time of
+each, the speed ratio, and the final inertias, both recomputed by ``agcc.sdtw.soft_dtw`` in
+float64 on each engine's final centroids and labels (inertia = mean sdtw(x_i, c_{l_i})^2, the
+tslearn definition). Target (METHOD.md section 10): ratio >= 20 on 2 CPU cores, inertia ratio
+<= 1.01.
+
+    python benchmarks/sdtw_kmeans.py                    # 5,000 series, k = 10, 10 iterations
+    python benchmarks/sdtw_kmeans.py --quick            # 600 series, 3 iterations
+    python benchmarks/sdtw_kmeans.py --tslearn-iters 2  # time 2 tslearn iterations, extrapolate
+    python benchmarks/sdtw_kmeans.py --device cuda --n 100000 --skip-tslearn
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import adjusted_rand_score
+
+from agcc.sdtw import ClusteringResult, SoftDTWKMeans, as_padded_dataset, fit_tslearn, soft_dtw
+
+logger = logging.getLogger("sdtw_kmeans")
+
+
+def make_segments(
+    n: int, n_sources: int, dim: int, min_len: int, max_len: int, seed: int
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """n series (T_i, dim), T_i in min_len..max_len, from n_sources warped smooth prototypes."""
+    rng = np.random.default_rng(seed)
+    grid = np.linspace(0.0, 1.0, 64)
+    freq = rng.uniform(0.5, 2.0, size=(n_sources, 3, dim))
+    phase = rng.uniform(0.0, 2 * np.pi, size=(n_sources, 3, dim))
+    amp = rng.normal(0.0, 1.0, size=(n_sources, 3, dim))
+    waves = amp[:, None] * np.sin(
+        2 * np.pi * freq[:, None] * grid[None, :, None, None] + phase[:, None]
+    )
+    prototypes = waves.sum(axis=2)  # (n_sources, 64, dim)
+    sources = rng.integers(0, n_sources, size=n)
+    series = []
+    for source in sources:
+        steps = np.cumsum(rng.uniform(0.5, 1.5, size=rng.integers(min_len, max_len + 1)))
+        warp = (steps - steps[0]) / (steps[-1] - steps[0])  # random monotone time warp
+        clean = np.stack([np.interp(warp, grid, prototypes[source, :, j]) for j in range(dim)], 1)
+        series.append(clean * rng.uniform(0.8, 1.2) + rng.normal(0.0, 0.3, size=clean.shape))
+    return series, sources
+
+
+def evaluate(X: list[np.ndarray], centers: np.ndarray, labels: np.ndarray, gamma: float) -> dict:
+    """Inertia mean sdtw^2 and mean sdtw of each series to its centroid, float64 on CPU."""
+    values, lengths = as_padded_dataset(X)
+    own = torch.as_tensor(centers, dtype=torch.float64)[torch.as_tensor(labels)]  # (n, T_c, D)
+    sdtw = torch.cat(
+        [
+            soft_dtw(own[s], torch.as_tensor(values[s]), gamma, None, torch.as_tensor(lengths[s]))
+            for s in (slice(i, i + 4096) for i in range(0, len(X), 4096))
+        ]
+    )
+    return {"inertia": float((sdtw**2).mean()), "mean_sdtw": float(sdtw.mean())}
+
+
+def run_torch(
+    X: list[np.ndarray], init: np.ndarray, args: argparse.Namespace
+) -> tuple[ClusteringResult, float]:
+    """Fit the torch engine from ``init``; returns the result and the wall time in seconds."""
+    start = time.perf_counter()
+    model = SoftDTWKMeans(
+        args.k,
+        args.gamma,
+        max_iter=args.iters,
+        tol=0.0,
+        max_iter_barycenter=args.max_iter_barycenter,
+        init=init,
+        device=args.device,
+    ).fit(X)
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    result = ClusteringResult(model.cluster_centers_, model.labels_, model.inertia_, model.n_iter_)
+    return result, seconds
+
+
+def run_tslearn(
+    X: list[np.ndarray], init: np.ndarray, args: argparse.Namespace
+) -> tuple[ClusteringResult, float]:
+    """Fit tslearn from ``init`` for --tslearn-iters iterations; returns result and seconds."""
+    fit_tslearn(X[: min(len(X), 500)], args.k, args.gamma, init, 1, args.seed)  # numba JIT warm-up
+    start = time.perf_counter()
+    result = fit_tslearn(X, args.k, args.gamma, init, args.tslearn_iters, args.seed, tol=0.0)
+    return result, time.perf_counter() - start
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=5000, help="number of series")
+    parser.add_argument("--k", type=int, default=10, help="clusters (also mixture sources)")
+    parser.add_argument("--iters", type=int, default=10, help="k-means iterations")
+    parser.add_argument("--gamma", type=float, default=1.0)
+    parser.add_argument("--max-iter-barycenter", type=int, default=10, help="torch engine sweeps")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--tslearn-iters",
+        type=int,
+        default=None,
+        help="time fewer tslearn iterations and extrapolate",
+    )
+    parser.add_argument("--skip-tslearn", action="store_true", help="time the torch engine only")
+    parser.add_argument("--quick", action="store_true", help="600 series, 3 iterations")
+    parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n, args.iters = 600, 3
+    args.tslearn_iters = min(args.tslearn_iters or args.iters, args.iters)
+    return args
+
+
+def summarise(args: argparse.Namespace, truth: np.ndarray, runs: dict) -> dict:
+    """Numbers of the run: per engine time, inertia, agreement with the mixture; the ratios."""
+    report: dict = {"n": args.n, "k": args.k, "iters": args.iters, "gamma": args.gamma}
+    report["device"] = args.device
+    report["threads"] = torch.get_num_threads()
+    for name, (result, seconds, quality) in runs.items():
+        report[name] = {
+            "seconds": seconds,
+            "n_iter": result.n_iter,
+            "reported_inertia": result.inertia,
+            "ari_vs_sources": adjusted_rand_score(truth, result.labels),
+            **quality,
+        }
+    if "tslearn" in runs:
+        tsl = report["tslearn"]
+        tsl["iters_timed"] = args.tslearn_iters
+        tsl["seconds_for_iters"] = tsl["seconds"] * args.iters / args.tslearn_iters
+        report["speed_ratio"] = tsl["seconds_for_iters"] / report["torch"]["seconds"]
+        report["inertia_ratio"] = report["torch"]["inertia"] / tsl["inertia"]
+    return report
+
+
+def print_report(report: dict) -> None:
+    """The final summary on stdout."""
+    print(
+        f"soft-DTW k-means: n={report['n']} k={report['k']} iters={report['iters']} "
+        f"gamma={report['gamma']} device={report['device']} torch threads={report['threads']}"
+    )
+    for name in ("torch", "tslearn"):
+        if name in report:
+            r = report[name]
+            print(
+                f"  {name:8s} {r['seconds']:8.2f} s  inertia {r['inertia']:.6g}  "
+                f"mean sdtw {r['mean_sdtw']:.6g}  (own report {r['reported_inertia']:.6g})  "
+                f"ARI vs sources {r['ari_vs_sources']:.3f}"
+            )
+    if "speed_ratio" in report:
+        tsl = report["tslearn"]
+        if tsl["iters_timed"] < report["iters"]:
+            print(
+                f"  tslearn timed on {tsl['iters_timed']} of {report['iters']} iterations; its "
+                f"time is EXTRAPOLATED linearly to {tsl['seconds_for_iters']:.1f} s and its "
+                f"inertia is after {tsl['iters_timed']} iterations"
+            )
+        print(f"  speed ratio (tslearn / torch): {report['speed_ratio']:.1f}x   target >= 20")
+        print(f"  inertia ratio (torch / tslearn): {report['inertia_ratio']:.4f}   target <= 1.01")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark and print the summary."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = parse_args(argv)
+    X, truth = make_segments(args.n, args.k, 24, 5, 25, args.seed)
+    start = time.perf_counter()
+    seeding = SoftDTWKMeans(args.k, args.gamma, random_state=args.seed, device=args.device)
+    init = seeding.init_centers(X)
+    logger.info(
+        "k-means++ init: %.2f s (not counted for either engine)", time.perf_counter() - start
+    )
+    SoftDTWKMeans(args.k, args.gamma, max_iter=1, init=init, device=args.device).fit(X[:500])
+    runs = {}
+    result, seconds = run_torch(X, init, args)
+    runs["torch"] = (
+        result,
+        seconds,
+        evaluate(X, result.cluster_centers, result.labels, args.gamma),
+    )
+    logger.info("torch engine: %.2f s", seconds)
+    if not args.skip_tslearn:
+        result, seconds = run_tslearn(X, init, args)
+        runs["tslearn"] = (
+            result,
+            seconds,
+            evaluate(X, result.cluster_centers, result.labels, args.gamma),
+        )
+        logger.info("tslearn: %.2f s for %d iterations", seconds, args.tslearn_iters)
+    report = summarise(args, truth, runs)
+    print_report(report)
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,423 @@
+"""Stage ``analyze``: the paper's Table I (cross-corpus AG cluster overlap) and Fig. 1.
+
+Table I (paper Sec. II-C.1, METHOD.md sec. 5) compares how the two corpora spread the segments of
+each vowel over the AG clusters. With N(c, i) the number of corpus c's segments in cluster i and
+N(c) = sum_i N(c, i), the share is p(c, i) = N(c, i) / N(c) and the per-cluster overlap is
+o(i) = 100 * min(p(1, i), p(2, i)) / max(p(1, i), p(2, i)), 0 where a corpus has none. A cluster
+is *common* when both corpora have segments in it and o(i) >= ``analyze.common_threshold`` (the
+paper's 25 %). The top of the table is o(i) per cluster and vowel over all emotions; the bottom
+is the average overlap (mean of o over the common clusters) per vowel and emotion, which
+reproduces the paper's numbers (e.g. /a/ "All" 68.8 = mean(75.3, 70.4, 61.2, 68.4)). Eq. 1 as
+printed, Sim = (100 / K) * sum over the K common clusters of min(p1, p2), is reported as extra
+"Eq. 1 Sim" rows. Every split of both corpora is used (the clusters are fitted on the validation
+split only, but the overlap describes the corpora as a whole, and more segments give steadier
+shares). A vowel/emotion cell where a corpus has no segment, or where no cluster is common, is
+NaN ("-" in the Markdown table) and is left out of ``metrics.json``.
+
+Fig. 1 picks two clusters automatically: for ``analyze.fig1_vowels[0]`` its most populous common
+cluster (largest N(1, i) + N(2, i) over that vowel's segments), for ``fig1_vowels[1]`` its most
+populous common cluster other than the first. When a vowel has no common cluster, clusters with
+segments of both corpora are used, then any other cluster. For each, it plots the trajectories of
+landmarks 48 (x), 54 (x) and 57 (y): the centroid, and per corpus the frame-wise mean and +-1 std
+band of up to ``analyze.fig1_samples`` member segments of that vowel (a seeded sample), each
+linearly resampled to the centroid's length so frames line up.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from agcc import tracking
+from agcc.cluster import AGModel, centroid_series, load_corpora, load_model
+from agcc.landmarks import mouth_column
+from agcc.params import VOWELS, AnalyzeParams, BaseParams
+
+log = logging.getLogger(__name__)
+
+IPA = {"AA": "/a/", "AH": "/ə/", "EH": "/ɛ/", "IY": "/i/", "AE": "/æ/", "UW": "/u/"}
+#: The paper's row order for the emotion-specific averages.
+EMOTION_ORDER = ("neutral", "happiness", "anger", "sadness")
+FIG1_TRACES = ((48, "x"), (54, "x"), (57, "y"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Overlap measures (pure)
+
+
+def cluster_shares(counts: np.ndarray) -> np.ndarray:
+    r"""Share of each corpus's segments per cluster: p(c, i) = N(c, i) / N(c).
+
+    Paper Sec. II-C.1, Eq. 1's N_{c,i} / N_c. A corpus with no segment (N(c) = 0) gets a row of
+    zeros, so every overlap with it is 0.
+
+    Args:
+        counts: (C, k) non-negative segment counts N(c, i).
+
+    Returns:
+        (C, k) float64 shares; each non-empty row sums to 1.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.ndim != 2 or (counts < 0).any():
+        raise ValueError(f"counts must be a (C, k) array of counts >= 0, got {counts.tolist()}")
+    totals = counts.sum(axis=1, keepdims=True)  # (C, 1)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def overlap(p1: np.ndarray, p2: np.ndarray) -> np.ndarray:
+    r"""Per-cluster overlap of two corpora, Table I (top): o(i) = 100 min(p1_i, p2_i) / max(...).
+
+    o(i) = 0 where either corpus has no segment in cluster i (METHOD.md sec. 5).
+
+    Args:
+        p1, p2: (k,) cluster shares of corpus 1 and 2 (see :func:`cluster_shares`).
+
+    Returns:
+        (k,) overlaps in [0, 100].
+    """
+    p1, p2 = np.asarray(p1, dtype=np.float64), np.asarray(p2, dtype=np.float64)
+    if p1.shape != p2.shape or p1.ndim != 1:
+        raise ValueError(f"p1, p2 must be (k,) of equal shape, got {p1.shape}, {p2.shape}")
+    lo, hi = np.minimum(p1, p2), np.maximum(p1, p2)
+    return np.divide(100.0 * lo, hi, out=np.zeros_like(lo), where=lo > 0)
+
+
+def common_clusters(o: np.ndarray, threshold: float) -> np.ndarray:
+    """Mask (k,) of common clusters: present in both corpora (o > 0) and o(i) >= threshold."""
+    o = np.asarray(o, dtype=np.float64)
+    return (o > 0) & (o >= threshold)
+
+
+def average_overlap(o: np.ndarray, threshold: float) -> float:
+    r"""Average overlap, Table I (bottom): mean of o(i) over the common clusters.
+
+    avg = (1 / K) sum_{i common} o(i), with K the number of clusters where o(i) > 0 and
+    o(i) >= threshold (the paper's 25 %). NaN when no cluster is common.
+
+    Args:
+        o: (k,) per-cluster overlaps (see :func:`overlap`).
+        threshold: the common-cluster threshold in percent.
+
+    Returns:
+        The average in [threshold, 100], or NaN.
+    """
+    o = np.asarray(o, dtype=np.float64)
+    mask = common_clusters(o, threshold)
+    return float(o[mask].mean()) if mask.any() else math.nan
+
+
+def eq1_similarity(p1: np.ndarray, p2: np.ndarray, common_mask: np.ndarray) -> float:
+    r"""Eq. 1 of the paper exactly as printed: Sim = (100 / K) sum_{i=1}^{K} min(p1_i, p2_i).
+
+    The sum runs over the K common clusters (``common_mask``), with p_c,i = N_{c,i} / N_c.
+    Unlike the average overlap it is not normalised by max(p1, p2), so it shrinks as the
+    segments spread over more clusters (its maximum is 100 / K). NaN when K = 0.
+
+    Args:
+        p1, p2: (k,) cluster shares of corpus 1 and 2.
+        common_mask: (k,) boolean mask of the common clusters.
+
+    Returns:
+        Sim in [0, 100], or NaN.
+    """
+    p1, p2 = np.asarray(p1, dtype=np.float64), np.asarray(p2, dtype=np.float64)
+    mask = np.asarray(common_mask, dtype=bool)
+    if not (p1.shape == p2.shape == mask.shape):
+        raise ValueError(f"shapes differ: p1 {p1.shape}, p2 {p2.shape}, mask {mask.shape}")
+    k_common = int(mask.sum())
+    if k_common == 0:
+        return math.nan
+    return float(100.0 / k_common * np.minimum(p1, p2)[mask].sum())
+
+
+# ---------------------------------------------------------------------------------------------
+# Table I
+
+
+def corpus_counts(frame: pd.DataFrame, corpora: tuple[str, str], k: int) -> np.ndarray:
+    """Counts N(c, i) (2, k) of the rows of ``frame`` (corpus, cluster) per corpus and cluster."""
+    return np.stack(
+        [np.bincount(frame.loc[frame["corpus"] == c, "cluster"], minlength=k) for c in corpora]
+    )
+
+
+def _cell(frame: pd.DataFrame, corpora: tuple[str, str], k: int, thr: float) -> tuple[float, float]:
+    """Average overlap and Eq. 1 Sim of one vowel/emotion subset (NaN if a corpus is empty)."""
+    counts = corpus_counts(frame, corpora, k)
+    if (counts.sum(axis=1) == 0).any():
+        return math.nan, math.nan
+    p = cluster_shares(counts)
+    o = overlap(p[0], p[1])
+    return average_overlap(o, thr), eq1_similarity(p[0], p[1], common_clusters(o, thr))
+
+
+def table1(
+    frame: pd.DataFrame,
+    corpora: tuple[str, str],
+    k: int,
+    emotions: tuple[str, ...],
+    threshold: float,
+) -> pd.DataFrame:
+    """Table I from segment assignments (columns corpus, vowel, emotion, cluster).
+
+    Returns a frame with columns ``section`` (overlap | average | eq1), ``row`` (Cluster_1 ..
+    Cluster_k, then All and one row per emotion in the paper's order) and one column per vowel
+    in IPA (/a/ /ə/ /ɛ/ /i/ /æ/ /u/).
+    """
+    rows = [("All", None)] + [(e.capitalize(), e) for e in EMOTION_ORDER if e in emotions]
+    top = {f"Cluster_{i + 1}": {} for i in range(k)}
+    avg: dict[str, dict[str, float]] = {name: {} for name, _ in rows}
+    eq1: dict[str, dict[str, float]] = {name: {} for name, _ in rows}
+    for v in VOWELS:
+        sub = frame[frame["vowel"] == v]
+        p = cluster_shares(corpus_counts(sub, corpora, k))
+        for i, o in enumerate(overlap(p[0], p[1])):
+            top[f"Cluster_{i + 1}"][IPA[v]] = o
+        for name, emotion in rows:
+            cell = sub if emotion is None else sub[sub["emotion"] == emotion]
+            avg[name][IPA[v]], eq1[name][IPA[v]] = _cell(cell, corpora, k, threshold)
+    parts = [
+        pd.DataFrame.from_dict(d, orient="index").rename_axis("row").reset_index()
+        .assign(section=s)
+        for s, d in (("overlap", top), ("average", avg), ("eq1", eq1))
+    ]  # fmt: skip
+    return pd.concat(parts, ignore_index=True)[["section", "row", *IPA.values()]]
+
+
+def table1_markdown(table: pd.DataFrame, corpora: tuple[str, str], threshold: float) -> str:
+    """Table I as Markdown in the paper's layout; NaN cells are shown as "-"."""
+    cols = list(IPA.values())
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cells) + " |"
+
+    def fmt(x: float) -> str:
+        return "-" if not np.isfinite(x) else f"{x:.1f}"
+
+    out = [
+        f"Percentage overlap of AG clusters across corpora ({corpora[0]} vs {corpora[1]}) for six "
+        f"vowels; averages over the common clusters (overlap >= {threshold:g} %).",
+        "",
+        line(["AG Cluster", *cols]),
+        line(["---"] + ["---:"] * len(cols)),
+    ]
+    titles = {"average": "**Average Cluster Overlap**", "eq1": "**Eq. 1 Sim**"}
+    for section, part in table.groupby("section", sort=False):
+        if section in titles:
+            out.append(line([titles[section]] + [""] * len(cols)))
+        out += [line([r["row"], *(fmt(r[c]) for c in cols)]) for _, r in part.iterrows()]
+    return "\n".join(out) + "\n"
+
+
+def table1_metrics(table: pd.DataFrame) -> dict[str, float]:
+    """Finite average overlaps and Eq. 1 values as flat metrics, e.g. ``avg_overlap.all.AA``."""
+    to_code = {ipa: code for code, ipa in IPA.items()}
+    metrics = {}
+    for section, key in (("average", "avg_overlap"), ("eq1", "eq1_sim")):
+        part = table[table["section"] == section].set_index("row")[list(IPA.values())]
+        for row, values in part.iterrows():
+            metrics |= {
+                f"{key}.{str(row).lower()}.{to_code[ipa]}": round(float(x), 4)
+                for ipa, x in values.items()
+                if np.isfinite(x)
+            }
+        all_values = part.loc["All"].to_numpy(float)
+        if np.isfinite(all_values).any():
+            metrics[f"{key}.all.mean"] = round(float(np.nanmean(all_values)), 4)
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 1
+
+
+def pick_fig1_clusters(
+    frame: pd.DataFrame, corpora: tuple[str, str], vowels: tuple[str, str], k: int, thr: float
+) -> tuple[int, int]:
+    """Cluster ids (0-based) for Fig. 1: each vowel's most populous common cluster, distinct.
+
+    Candidates of a vowel are ranked by (common, present in both corpora, N(1, i) + N(2, i)),
+    best first, smaller id on ties; the second vowel skips the first pick.
+    """
+    picks: list[int] = []
+    for v in vowels:
+        counts = corpus_counts(frame[frame["vowel"] == v], corpora, k)  # (2, k)
+        p = cluster_shares(counts)
+        o = overlap(p[0], p[1])
+        key = np.lexsort((-np.arange(k), counts.sum(axis=0), o > 0, common_clusters(o, thr)))
+        best = [int(i) for i in key[::-1] if int(i) not in picks]
+        if not best or counts[:, best[0]].sum() == 0:
+            raise ValueError(
+                f"Fig. 1: vowel {v!r} has no segments in a cluster other than {picks}; "
+                f"counts per cluster {counts.tolist()}"
+            )
+        if not common_clusters(o, thr)[best[0]]:
+            log.warning("Fig. 1: %s has no unused common cluster; using cluster %d", v, best[0] + 1)
+        picks.append(best[0])
+    return picks[0], picks[1]
+
+
+def resample_linear(x: np.ndarray, length: int) -> np.ndarray:
+    """Series (T, D) linearly resampled to (length, D) on a common [0, 1] time axis."""
+    if len(x) == 1:
+        return np.repeat(x, length, axis=0)
+    src, dst = np.linspace(0.0, 1.0, len(x)), np.linspace(0.0, 1.0, length)
+    return np.stack([np.interp(dst, src, x[:, j]) for j in range(x.shape[1])], axis=1)
+
+
+def member_band(members: list[np.ndarray], length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frame-wise mean and std (length, D) of member series resampled to ``length`` frames."""
+    stack = np.stack([resample_linear(m, length) for m in members])  # (n, length, D)
+    return stack.mean(axis=0), stack.std(axis=0)
+
+
+def _members(
+    frame: pd.DataFrame,
+    series: list[np.ndarray],
+    corpus: str,
+    vowel: str,
+    cluster: int,
+    n_max: int,
+    rng: np.random.Generator,
+) -> list[np.ndarray]:
+    """Up to ``n_max`` seeded-sampled segments of one corpus, vowel and cluster."""
+    rows = frame.index[
+        (frame["corpus"] == corpus) & (frame["vowel"] == vowel) & (frame["cluster"] == cluster)
+    ].to_numpy()
+    if len(rows) > n_max:
+        rows = np.sort(rng.choice(rows, n_max, replace=False))
+    return [series[i] for i in rows]
+
+
+def _draw_trace(
+    ax: Any, centroid: np.ndarray, members: dict[str, list[np.ndarray]], j: int
+) -> None:
+    """One Fig. 1 panel: column j of the centroid and, per corpus, the members' mean +- 1 std."""
+    t = np.arange(len(centroid))
+    handles, labels = [], []
+    for n, (corpus, segs) in enumerate(members.items()):
+        if not segs:
+            continue
+        mean, std = member_band(segs, len(centroid))  # (T, D) each
+        (line,) = ax.plot(t, mean[:, j], color=f"C{n}")
+        band = ax.fill_between(t, mean[:, j] - std[:, j], mean[:, j] + std[:, j],
+                               color=f"C{n}", alpha=0.2)  # fmt: skip
+        handles.append((line, band))
+        labels.append(f"{corpus}: mean ±1 std (n={len(segs)})")
+    handles += ax.plot(t, centroid[:, j], "k--", lw=2)
+    ax.legend(handles, [*labels, "centroid"], fontsize=8)
+
+
+def plot_fig1(
+    panels: list[tuple[str, int, np.ndarray, dict[str, list[np.ndarray]]]],
+) -> Any:
+    """Fig. 1: one row per (vowel, cluster, centroid (T, D), members per corpus), 3 columns.
+
+    Columns are landmark 48 x, 54 x and 57 y; each shows the centroid and, per corpus, the
+    mean +- 1 std of the resampled members. y axes point down, as in the image, so a jaw
+    opening (57 y growing) goes down in the plot.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(13, 3.6 * len(panels)), layout="constrained")
+    axes = fig.subplots(len(panels), len(FIG1_TRACES), squeeze=False)
+    for row, (vowel, cluster, centroid, members) in enumerate(panels):
+        for col, (point, axis) in enumerate(FIG1_TRACES):
+            ax = axes[row, col]
+            _draw_trace(ax, centroid, members, mouth_column(point, axis))
+            ax.set_title(f"{IPA[vowel]} cluster {cluster + 1}: landmark {point} ({axis})")
+            ax.set_xlabel("centroid frame (members resampled to it)")
+            ax.set_ylabel(f"{axis} (inter-eye units{', down' if axis == 'y' else ''})")
+            if axis == "y":
+                ax.invert_yaxis()
+    fig.suptitle("AG cluster trajectories: centroid and members of both corpora")
+    return fig
+
+
+def fig1_panels(
+    frame: pd.DataFrame,
+    series: list[np.ndarray],
+    model: AGModel,
+    corpora: tuple[str, str],
+    picks: list[tuple[str, int]],
+    n_max: int,
+    seed: int,
+) -> list[tuple[str, int, np.ndarray, dict[str, list[np.ndarray]]]]:
+    """The data of Fig. 1: for each (vowel, cluster) its centroid and sampled members per corpus."""
+    rng = np.random.default_rng(seed)
+    cents = centroid_series(model.centroids)
+    return [
+        (v, c, cents[c], {cor: _members(frame, series, cor, v, c, n_max, rng) for cor in corpora})
+        for v, c in picks
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage
+
+
+def read_assignments(cluster_dir: Path, table: pd.DataFrame, k: int) -> pd.DataFrame:
+    """``table`` with the ``cluster`` column of ``assignments.csv``; every segment must have one."""
+    path = cluster_dir / "assignments.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file; run the cluster stage first")
+    assigned = pd.read_csv(path, keep_default_na=False)[["seg_id", "corpus", "cluster"]]
+    frame = table.merge(assigned, on=["corpus", "seg_id"], how="left", validate="one_to_one")
+    missing = frame.loc[frame["cluster"].isna(), "seg_id"]
+    if len(missing):
+        raise ValueError(
+            f"{path}: no cluster for {len(missing)} segments (e.g. {missing.iloc[0]!r}); "
+            "the segments changed since clustering - re-run the cluster stage"
+        )
+    frame["cluster"] = frame["cluster"].astype(int)
+    bad = frame.loc[(frame["cluster"] < 0) | (frame["cluster"] >= k), "cluster"]
+    if len(bad):
+        raise ValueError(f"{path}: cluster ids must lie in 0..{k - 1}, got {bad.iloc[0]}")
+    return frame
+
+
+def write_table1(table: pd.DataFrame, corpora: tuple[str, str], thr: float, out: Path) -> None:
+    """Write table1.csv (one decimal) and table1.md."""
+    out.mkdir(parents=True, exist_ok=True)
+    table.round(1).to_csv(out / "table1.csv", index=False)
+    (out / "table1.md").write_text(table1_markdown(table, corpora, thr), encoding="utf-8")
+
+
+def run(
+    seg_dirs: list[Path], cluster_dir: Path, ap: AnalyzeParams, base: BaseParams, out_dir: Path
+) -> pd.DataFrame:
+    """Table I and Fig. 1 for the first two corpora of ``seg_dirs``; returns Table I."""
+    out_dir, cluster_dir = Path(out_dir), Path(cluster_dir)
+    if len(seg_dirs) < 2:
+        raise ValueError(f"analyze compares two corpora, got {len(seg_dirs)} segments folder(s)")
+    if len(seg_dirs) > 2:
+        log.warning("analyze uses the first two corpora only; ignoring %s", seg_dirs[2:])
+    params = {"analyze": ap.model_dump(), "seed": base.seed, "emotions": base.emotions,
+              "segments": [str(d) for d in seg_dirs[:2]], "clusters": str(cluster_dir)}  # fmt: skip
+    with tracking.stage_run("analyze", params=params, metrics_path=out_dir / "metrics.json") as st:
+        log.info("loading segments and the AG model from %s", cluster_dir)
+        table, series = load_corpora([Path(d) for d in seg_dirs[:2]])
+        st.skips.n_seen = len(table)
+        model = load_model(cluster_dir / "model.npz")
+        frame = read_assignments(cluster_dir, table, model.k)
+        corpora = (str(table["corpus"].iloc[0]), str(table["corpus"].iloc[-1]))
+        log.info("Table I: %s vs %s, k=%d, all splits", corpora[0], corpora[1], model.k)
+        t1 = table1(frame, corpora, model.k, base.emotions, ap.common_threshold)
+        write_table1(t1, corpora, ap.common_threshold, out_dir)
+        c1, c2 = pick_fig1_clusters(frame, corpora, ap.fig1_vowels, model.k, ap.common_threshold)
+        log.info("Fig. 1: %s in cluster %d, %s in cluster %d", ap.fig1_vowels[0], c1 + 1,
+                 ap.fig1_vowels[1], c2 + 1)  # fmt: skip
+        picks = list(zip(ap.fig1_vowels, (c1, c2), strict=True))
+        panels = fig1_panels(frame, series, model, corpora, picks, ap.fig1_samples, base.seed)
+        plot_fig1(panels).savefig(out_dir / "fig1.png", dpi=110)
+        for name in ("table1.csv", "table1.md", "fig1.png"):
+            st.log_artifact(out_dir / name)
+        st.metrics |= table1_metrics(t1) | {"k": model.k, "fig1.cluster_1": c1 + 1,
+                                            "fig1.cluster_2": c2 + 1}  # fmt: skip
+        st.metrics |= {f"n_segments.{c}": int((table["corpus"] == c).sum()) for c in corpora}
+    return t1
