@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,20 +50,63 @@ _EXP_FLOOR = -80.0
 #: Step reductions (at most) of the line search of one barycentre L-BFGS iteration.
 _MAX_BACKTRACKS = 10
 
-#: Memory per soft-DTW batch of the k-means engine, in MB, by device type. On CPU, glibc serves
-#: blocks above 32 MB by fresh mmap, whose page faults cost about as much as the arithmetic:
-#: batches under that size recycle their buffers.
-DEFAULT_BATCH_MB = {"cpu": 16.0, "cuda": 4096.0}
+#: Memory per batch of series-centroid pairs of the k-means engine, in MB, by device type
+#: (softmin weights for the gradient; a batch without gradient needs about a quarter).
+DEFAULT_BATCH_MB = {"cpu": 64.0, "cuda": 4096.0}
 
 
-def _pairs_per_batch(batch_mb: float, itemsize: int, n: int, m: int, with_grad: bool) -> int:
-    """Pairs of an n x m grid that fit in batch_mb MB.
+def _pairs_per_batch(batch_mb: float, itemsize: int, n: int, m: int) -> int:
+    """Pairs of an n x m grid whose gradient pass fits in batch_mb MB.
 
-    3 n m values per pair without gradient (costs and their intermediates), plus the
-    4 (n + m + 3)(n + 2) factored softmin weights with it.
+    Per pair: 3 n m values for the costs and their intermediates and the 4 (n + m + 3)(n + 2)
+    factored softmin weights.
     """
-    per_pair = 3 * n * m + (4 * (n + m + 3) * (n + 2) if with_grad else 0)
+    per_pair = 3 * n * m + 4 * (n + m + 3) * (n + 2)
     return max(1, int(batch_mb * 2**20 / (itemsize * per_pair)))
+
+
+@contextmanager
+def _torch_threads(n_threads: int | None) -> Iterator[None]:
+    """Run the block with ``n_threads`` intra-op threads (process-wide), then restore them."""
+    if n_threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class _Workspace:
+    """Buffers kept across the soft-DTW batches of one fit, by name.
+
+    On CPU a fresh tensor above glibc's 32 MB mmap threshold is page-faulted in on first write,
+    at about the cost of the arithmetic done on it; reused buffers are already mapped.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, Tensor] = {}
+
+    def take(self, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        """An uninitialised tensor of ``shape`` with the dtype and device of ``like``."""
+        size = math.prod(shape)
+        buffer = self._buffers.get(name)
+        if (
+            buffer is None
+            or buffer.numel() < size
+            or buffer.dtype != like.dtype
+            or buffer.device != like.device
+        ):
+            buffer = like.new_empty(size)
+            self._buffers[name] = buffer
+        return buffer[:size].view(shape)
+
+
+def _take(workspace: _Workspace | None, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """A buffer from ``workspace`` or, without one, a fresh uninitialised tensor."""
+    return like.new_empty(shape) if workspace is None else workspace.take(name, shape, like)
 
 
 # --------------------------------------------------------------------------------------------
@@ -94,7 +138,11 @@ def _end_groups(x_len: Tensor, y_len: Tensor) -> dict[int, Tensor]:
 
 
 def _sdtw_wavefront(
-    cost: Tensor, x_len: Tensor, y_len: Tensor, keep_weights: bool
+    cost: Tensor,
+    x_len: Tensor,
+    y_len: Tensor,
+    keep_weights: bool,
+    workspace: _Workspace | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Soft-DTW in units of gamma of a batch of cost matrices (n, m, B) by anti-diagonals.
 
@@ -105,13 +153,14 @@ def _sdtw_wavefront(
     """
     n, m, batch = cost.shape
     flat = cost.reshape(n * m, batch)  # (n*m, B)
-    ring = [cost.new_full((n + 2, batch), math.inf) for _ in range(3)]
-    ring[0][0] = 0.0  # R(0, 0)
+    ring = _take(workspace, "ring", (3, n + 2, batch), cost).fill_(math.inf)
+    ring[0, 0] = 0.0  # R(0, 0)
     # Every op writes into preallocated scratch: fresh allocations of a few hundred kB per op
     # cost more than the arithmetic on CPU.
-    scratch = cost.new_empty((5, n, batch))
-    weights = cost.new_empty((4, n + m + 3, n + 2, batch)) if keep_weights else None
-    if weights is not None:
+    scratch = _take(workspace, "scratch", (5, n, batch), cost)
+    weights = None
+    if keep_weights:
+        weights = _take(workspace, "weights", (4, n + m + 3, n + 2, batch), cost)
         weights[:3, n + m + 1 :] = 0.0  # read by the backward pass of the last diagonals
     out = cost.new_empty(batch)
     ends = _end_groups(x_len, y_len)
@@ -143,7 +192,12 @@ def _sdtw_wavefront(
 
 
 def _sdtw_wavefront_grad(
-    weights: Tensor, grad_out: Tensor, x_len: Tensor, y_len: Tensor, n: int, m: int
+    weights: Tensor,
+    grad_out: Tensor,
+    x_len: Tensor,
+    y_len: Tensor,
+    grid: tuple[int, int],
+    workspace: _Workspace | None = None,
 ) -> Tensor:
     """Gradient (n, m, B) of the values w.r.t. the costs: E of Algorithm 2, seeded by grad_out.
 
@@ -151,9 +205,9 @@ def _sdtw_wavefront_grad(
     with E(n_b, m_b) = grad_out_b; cells outside a pair's lengths keep E = 0. The ring holds
     E / (sum of exponentials) so each weight costs one multiply-add.
     """
-    batch = grad_out.shape[0]
-    grad = weights.new_zeros((n * m, batch))  # (n*m, B)
-    ring = [weights.new_zeros((n + 2, batch)) for _ in range(3)]
+    (n, m), batch = grid, grad_out.shape[0]
+    grad = _take(workspace, "grad", (n * m, batch), weights)  # (n*m, B), every cell is written
+    ring = _take(workspace, "ring", (3, n + 2, batch), weights).zero_()
     ends = _end_groups(x_len, y_len)
     e_diag, e_up, e_left, inv_total = weights
     for d in range(n + m, 1, -1):
@@ -184,11 +238,12 @@ class _SoftDTWFromCost(torch.autograd.Function):
         return values * gamma
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out: Tensor) -> tuple[Tensor, None, None, None]:  # type: ignore[override]
         """Expected alignment matrices scaled by the incoming gradient."""
         weights, x_len, y_len = ctx.saved_tensors
         n, m = ctx.grid
-        grad = _sdtw_wavefront_grad(weights, grad_out.contiguous(), x_len, y_len, n, m)
+        grad = _sdtw_wavefront_grad(weights, grad_out.contiguous(), x_len, y_len, (n, m))
         return grad, None, None, None
 
 
@@ -229,11 +284,19 @@ def _sq_norms(x: Tensor) -> Tensor:
     return (x * x).sum(-1)
 
 
-def _pair_cost(x: Tensor, y: Tensor, scale: float = 1.0) -> Tensor:
+def _pair_cost(
+    x: Tensor, y: Tensor, scale: float = 1.0, workspace: _Workspace | None = None
+) -> Tensor:
     """Scaled squared Euclidean costs (N, M, B) of paired series x (B, N, D), y (B, M, D)."""
-    norms = _sq_norms(x)[:, :, None] + _sq_norms(y)[:, None, :]  # (B, N, M)
-    cost = torch.baddbmm(norms, x, y.transpose(1, 2), beta=scale, alpha=-2.0 * scale)
-    return cost.clamp_min_(0).permute(1, 2, 0).contiguous()  # (N, M, B)
+    (batch, n, _), m = x.shape, y.shape[1]
+    if workspace is None:  # differentiable path
+        norms = _sq_norms(x)[:, :, None] + _sq_norms(y)[:, None, :]  # (B, N, M)
+        cost = torch.baddbmm(norms, x, y.transpose(1, 2), beta=scale, alpha=-2.0 * scale)
+        return cost.clamp_min_(0).permute(1, 2, 0).contiguous()  # (N, M, B)
+    norms = workspace.take("norms", (batch, n, m), x)
+    torch.add(_sq_norms(x)[:, :, None], _sq_norms(y)[:, None, :], out=norms)  # (B, N, M)
+    norms.baddbmm_(x, y.transpose(1, 2), beta=scale, alpha=-2.0 * scale).clamp_min_(0)
+    return workspace.take("cost", (n, m, batch), x).copy_(norms.permute(1, 2, 0))  # (N, M, B)
 
 
 def soft_dtw(
@@ -315,14 +378,15 @@ def soft_dtw_cross(
     y = _masked(y, y_len)
     order = torch.argsort(x_len)
     rows = max(1, max_pairs // n_y)
+    workspace = _Workspace()  # batches of similar shapes share buffers
     with torch.no_grad():
         for part in torch.split(order, rows):
             xs, xs_len = x[part], x_len[part]
             cost = _cross_cost(_masked(xs, xs_len), y)  # (N', M, a*C)
             pair_x = xs_len.repeat_interleave(n_y)  # (a*C,)
             pair_y = y_len.repeat(len(part))  # (a*C,)
-            values = _SoftDTWFromCost.apply(cost, pair_x, pair_y, gamma)
-            out[part] = values.view(len(part), n_y)
+            values, _ = _sdtw_wavefront(cost.div_(gamma), pair_x, pair_y, False, workspace)
+            out[part] = values.view(len(part), n_y) * gamma
     return out
 
 
@@ -444,16 +508,24 @@ def _row_batches(selected: Tensor, max_pairs: int) -> list[slice | Tensor]:
     """Batches of at most max_pairs of the selected rows (n,): slices when all are selected."""
     if bool(selected.all()):
         return [slice(i, i + max_pairs) for i in range(0, len(selected), max_pairs)]
-    return list(torch.split(selected.nonzero()[:, 0], max_pairs))
+    rows = selected.nonzero()[:, 0]
+    return list(torch.split(rows, max_pairs)) if len(rows) else []
 
 
 def _barycenter_objective(
-    centers: Tensor, data: _Series, labels: Tensor, clusters: Tensor, gamma: float, max_pairs: int
+    centers: Tensor,
+    data: _Series,
+    labels: Tensor,
+    clusters: Tensor,
+    gamma: float,
+    max_pairs: int,
+    workspace: _Workspace | None = None,
 ) -> _Objective:
     """Objective of the clusters in ``clusters`` (k,) bool; other clusters get zeros.
 
     With E_i = d sdtw(c, x_i) / d Delta the expected alignment of centroid c (T_c, D) to member
-    x_i, grad_t = 2 sum_{i,j} E_i[t, j] (c_t - x_i[j]) = 2 (mass_t c_t - sum_{i,j} E_i[t, j] x_i[j]).
+    x_i: grad_t = 2 sum_{i,j} E_i[t, j] (c_t - x_i[j]) = 2 (mass_t c_t - pull_t) with
+    mass_t = sum_{i,j} E_i[t, j] and pull_t = sum_{i,j} E_i[t, j] x_i[j].
     """
     k, size, _ = centers.shape
     value, pulls, mass = (
@@ -465,13 +537,15 @@ def _barycenter_objective(
         y_len, lab = data.lengths[rows], labels[rows]
         y = data.values[rows][:, : int(y_len.max())]  # (B, M, D)
         x_len = torch.full_like(y_len, size)
-        cost = _pair_cost(centers[lab], y, 1.0 / gamma)  # (T_c, M, B)
-        sdtw, weights = _sdtw_wavefront(cost, x_len, y_len, keep_weights=True)
-        seed = torch.ones_like(sdtw)
-        align = _sdtw_wavefront_grad(weights, seed, x_len, y_len, size, y.shape[1])  # (T_c, M, B)
+        cost = _pair_cost(centers[lab], y, 1.0 / gamma, workspace)  # (T_c, M, B)
+        sdtw, weights = _sdtw_wavefront(cost, x_len, y_len, True, workspace)
+        grid = (size, y.shape[1])
+        align = _sdtw_wavefront_grad(weights, torch.ones_like(sdtw), x_len, y_len, grid, workspace)
         value.index_add_(0, lab, sdtw * gamma)
-        pulls.index_add_(0, lab, torch.bmm(align.permute(2, 0, 1).contiguous(), y))  # (B, T_c, D)
         mass.index_add_(0, lab, align.sum(1).T)  # (B, T_c)
+        align_bt = _take(workspace, "norms", (len(lab), *grid), y)  # (B, T_c, M), cost is spent
+        align_bt.copy_(align.permute(2, 0, 1))
+        pulls.index_add_(0, lab, torch.bmm(align_bt, y))  # (B, T_c, D)
     return _Objective(value, 2 * (mass[..., None] * centers - pulls), mass)
 
 
@@ -571,11 +645,15 @@ class SoftDTWKMeans:
     to the centroid of smallest sdtw_gamma; each centroid minimises the sum of sdtw_gamma to its
     members; ``inertia_`` is tslearn's mean over series of sdtw(x_i, c_{l_i})^2. Centroids have
     tslearn's length: the longest training series for k-means++, the init array's length
-    otherwise. Differences from tslearn: all centroids are updated at once by a batched L-BFGS
-    (:func:`_lbfgs_barycenters`, one line search per centroid, preconditioned by the soft DBA
-    bound) instead of one scipy L-BFGS-B per centroid, ``inertia_`` belongs to the returned centroids and labels (tslearn's is from the
-    assignment before the last update), and an empty cluster is re-seeded with the series
-    farthest from its own centroid (taken from clusters of 2 or more) instead of restarting.
+    otherwise. Differences from tslearn:
+
+    - all centroids are updated at once by a batched L-BFGS (:func:`_lbfgs_barycenters`, one
+      line search per centroid, preconditioned by the soft DBA bound) instead of one scipy
+      L-BFGS-B per centroid;
+    - ``inertia_`` belongs to the returned centroids and labels (tslearn's comes from the
+      assignment before the last barycentre update);
+    - an empty cluster is re-seeded with the series farthest from its own centroid (taken from
+      clusters of 2 or more, resampled to the centroid length) instead of restarting the fit.
 
     Args:
         n_clusters: k. gamma: soft-DTW smoothing (> 0).
@@ -584,13 +662,18 @@ class SoftDTWKMeans:
         n_init: k-means++ restarts; the lowest inertia wins (1 with an init array).
         max_iter_barycenter: L-BFGS iterations per k-means iteration.
         tol_barycenter: a centroid's L-BFGS stops when an iteration lowers its objective by less
-            than this, relative (tslearn: scipy's ftol, 1e-3).
+            than this, relative (scipy's ftol test; tslearn uses 1e-3 with up to 100 iterations,
+            which scipy's line search turns into more progress than ours gets at 1e-3).
         init: "k-means++" (tslearn's soft-DTW variant) or initial centroids (k, T_c, D), which
             may be padded with trailing all-NaN rows (resampled to T_c like tslearn does).
         random_state: seed of the k-means++ draws.
         device, dtype: where and in which precision to compute (float32 by default).
         batch_mb: memory per batch of series-centroid pairs, in MB (default by device type:
             ``DEFAULT_BATCH_MB``).
+        n_threads: torch intra-op threads while fitting or predicting (set process-wide for
+            the call, then restored); None leaves torch's setting alone. The wavefront issues
+            ~100,000 small ops per fit, each an OpenMP barrier: on a 2-core machine 2 threads
+            gain ~1.5x when it is idle and lose up to 20x when another job holds a core, hence 1.
         verbose: show a progress bar over the iterations.
     """
 
@@ -601,13 +684,14 @@ class SoftDTWKMeans:
         max_iter: int = 50,
         tol: float = 1e-6,
         n_init: int = 1,
-        max_iter_barycenter: int = 10,
-        tol_barycenter: float = 1e-3,
+        max_iter_barycenter: int = 20,
+        tol_barycenter: float = 1e-4,
         init: str | np.ndarray = "k-means++",
         random_state: int | None = None,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         batch_mb: float | None = None,
+        n_threads: int | None = 1,
         verbose: bool = False,
     ) -> None:
         self.n_clusters = n_clusters
@@ -621,7 +705,8 @@ class SoftDTWKMeans:
         self.random_state = random_state
         self.device = torch.device(device)
         self.dtype = dtype
-        self.batch_mb = batch_mb or DEFAULT_BATCH_MB.get(self.device.type, 16.0)
+        self.batch_mb = batch_mb or DEFAULT_BATCH_MB.get(self.device.type, 64.0)
+        self.n_threads = n_threads
         self.verbose = verbose
 
     # -- public API ---------------------------------------------------------------------------
@@ -632,16 +717,17 @@ class SoftDTWKMeans:
         rng = np.random.default_rng(self.random_state)
         n_init = 1 if isinstance(self.init, np.ndarray) else self.n_init
         results = []
-        for run in range(n_init):
-            result = self._fit_one(data, self._initial_centers(data, rng))
-            logger.info(
-                "init %d/%d: inertia %.6g after %d iterations",
-                run + 1,
-                n_init,
-                result.inertia,
-                result.n_iter,
-            )
-            results.append(result)
+        with _torch_threads(self.n_threads):
+            for run in range(n_init):
+                result = self._fit_one(data, self._initial_centers(data, rng))
+                logger.info(
+                    "init %d/%d: inertia %.6g after %d iterations",
+                    run + 1,
+                    n_init,
+                    result.inertia,
+                    result.n_iter,
+                )
+                results.append(result)
         best = min(results, key=lambda r: r.inertia)
         self.cluster_centers_ = best.cluster_centers + self._shift
         self.labels_ = best.labels
@@ -652,7 +738,8 @@ class SoftDTWKMeans:
     def init_centers(self, X: ArrayLike) -> np.ndarray:
         """The centroids (k, T_c, D) from which the first initialisation of ``fit(X)`` starts."""
         data = self._prepare(X)
-        centers = self._initial_centers(data, np.random.default_rng(self.random_state))
+        with _torch_threads(self.n_threads):
+            centers = self._initial_centers(data, np.random.default_rng(self.random_state))
         return centers.double().cpu().numpy() + self._shift
 
     def fit_predict(self, X: ArrayLike) -> np.ndarray:
@@ -670,7 +757,8 @@ class SoftDTWKMeans:
             )
         data = self._to_device(values, lengths)
         centers = self._tensor(self.cluster_centers_ - self._shift)
-        dist = self._cross(data.values, data.lengths, centers, None)
+        with _torch_threads(self.n_threads):
+            dist = self._cross(data.values, data.lengths, centers, None)
         out = np.empty((len(values), self.n_clusters))
         out[data.order] = dist.double().cpu().numpy()
         return out
@@ -689,9 +777,10 @@ class SoftDTWKMeans:
                 f"n_clusters must lie in 1..{n_series} (the number of series), "
                 f"got {self.n_clusters}"
             )
-        for name in ("max_iter", "n_init", "max_iter_barycenter", "batch_mb"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_iter", "n_init", "max_iter_barycenter", "batch_mb", "n_threads"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
         if isinstance(self.init, np.ndarray):
             expected = (self.n_clusters, n_features)
             if self.init.ndim != 3 or (self.init.shape[0], self.init.shape[2]) != expected:
@@ -761,16 +850,16 @@ class SoftDTWKMeans:
 
     def _cross(self, x: Tensor, x_len: Tensor, y: Tensor, y_len: Tensor | None) -> Tensor:
         """Soft-DTW (A, C) of series x to series y in batches of ``batch_mb``."""
-        pairs = _pairs_per_batch(self.batch_mb, x.element_size(), x.shape[1], y.shape[1], False)
+        pairs = _pairs_per_batch(self.batch_mb, x.element_size(), y.shape[1], x.shape[1])
         return soft_dtw_cross(x, y, self.gamma, x_len, y_len, pairs)
 
     def _fit_one(self, data: _Series, centers: Tensor) -> ClusteringResult:
         """Lloyd iterations from ``centers`` until the inertia settles or max_iter is reached."""
-        previous, n_iter = math.inf, 0
-        steps = tqdm(range(self.max_iter), desc="soft-DTW k-means", disable=not self.verbose)
+        previous, n_iter, workspace = math.inf, 0, _Workspace()
+        steps = tqdm(total=self.max_iter, desc="soft-DTW k-means", disable=not self.verbose)
         for n_iter in range(1, self.max_iter + 1):
             labels, inertia, centers = self._assign(data, centers)
-            centers = self._update(data, labels, centers)
+            centers = self._update(data, labels, centers, workspace)
             steps.update()
             steps.set_postfix(inertia=f"{inertia:.6g}")
             logger.debug("iteration %d: inertia %.6g", n_iter, inertia)
@@ -813,15 +902,19 @@ class SoftDTWKMeans:
         dist = self._cross(data.values, data.lengths, centers, None)
         return labels, dist, centers
 
-    def _update(self, data: _Series, labels: Tensor, centers: Tensor) -> Tensor:
+    def _update(
+        self, data: _Series, labels: Tensor, centers: Tensor, workspace: _Workspace
+    ) -> Tensor:
         """Barycentres: all centroids at once by L-BFGS on the sum of soft-DTW to the members."""
 
         def evaluate(trial: Tensor, clusters: Tensor) -> _Objective:
-            """Objective of the clusters selected by the mask ``clusters`` at centroids ``trial``."""
+            """Objective of the clusters in the mask ``clusters`` at centroids ``trial``."""
             pairs = _pairs_per_batch(
-                self.batch_mb, trial.element_size(), trial.shape[1], data.values.shape[1], True
+                self.batch_mb, trial.element_size(), trial.shape[1], data.values.shape[1]
             )
-            return _barycenter_objective(trial, data, labels, clusters, self.gamma, pairs)
+            return _barycenter_objective(
+                trial, data, labels, clusters, self.gamma, pairs, workspace
+            )
 
         return _lbfgs_barycenters(centers, evaluate, self.max_iter_barycenter, self.tol_barycenter)
 
