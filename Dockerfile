@@ -9,8 +9,9 @@ ENV DVC_NO_ANALYTICS=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONUNBUFFERED=1
 
+# espeak-ng + libespeak-ng1: speech with known phoneme timings for the aligner's tests
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git libsndfile1 make \
+    && apt-get install -y --no-install-recommends git libsndfile1 make espeak-ng libespeak-ng1 \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/agcc

@@ -7,14 +7,37 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH := $(shell grep -E '^torch==' requirements.txt)
 STAMP := $(VENV)/.installed
+# Debian packages the tests need (espeak-ng speech with phoneme timings for the aligner tests)
+APT_PACKAGES := espeak-ng libespeak-ng1
 
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo test lint clean-demo
+.PHONY: install system-deps demo test lint clean-demo
 
-$(STAMP): requirements.txt pyproject.toml
+# Installs the missing APT_PACKAGES when apt-get exists and we are root or have password-less
+# sudo; otherwise says what to install by hand (the tests that need them then skip). Idempotent.
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" \
+	    || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "NOTE: system packages missing:$$missing; no apt-get here, install them by hand" \
+	       "(the tests that need espeak-ng will skip)"; exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	else echo "NOTE: system packages missing:$$missing; run: sudo apt-get install$$missing" \
+	          "(not root, no password-less sudo; the tests that need espeak-ng will skip)"; \
+	     exit 0; fi; \
+	echo "installing system packages:$$missing"; \
+	if ! { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install \
+	       -y -qq --no-install-recommends $$missing >/dev/null; }; then \
+	  echo "NOTE: apt-get install$$missing failed; the tests that need espeak-ng will skip"; fi
+
+$(STAMP): requirements.txt pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
@@ -22,7 +45,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
-install: $(STAMP)
+install: system-deps $(STAMP)
 
 demo: install
 	$(BIN)/dvc repro

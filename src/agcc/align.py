@@ -4,6 +4,11 @@ Reads MFA TextGrids (Praat long or short text format, via ``praatio``) with ``wo
 ``phones`` tiers, or ``<speaker> - words`` / ``<speaker> - phones`` in multi-speaker files.
 Phones may be ARPAbet with or without stress digits (english_us_arpa) or IPA as the
 english_mfa model writes it; ``vowel_class`` maps both onto the six vowels of the paper.
+
+Stage ``align`` (``run``): for a corpus with ``align_source: pocketsphinx`` the built-in aligner
+(``agcc.extract.phones``) writes MFA-layout TextGrids of the transcripts to ``<out>/textgrids``
+and ``<out>/manifest.csv`` points the ``textgrid`` column there; with ``align_source: textgrid``
+the manifest is copied unchanged. The ``segments`` stage always reads ``<out>/manifest.csv``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from pathlib import Path
 from praatio import textgrid
 from praatio.utilities.errors import PraatioException
 
-from agcc.params import VOWELS
+from agcc import tracking
+from agcc.corpora.base import read_manifest
+from agcc.params import VOWELS, AlignParams, BaseParams
 from agcc.skips import InputError
 
 log = logging.getLogger(__name__)
@@ -238,3 +245,46 @@ def vowel_intervals(
         word = alignment.words[i].label if i >= 0 and mid < alignment.words[i].end else ""
         tokens.append(VowelToken(p.start, p.end, vowel, p.label, word))
     return tokens
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage
+
+
+def run(
+    name: str, manifest: Path, source: str, ap: AlignParams, base: BaseParams, out_dir: Path
+) -> None:
+    """Write ``out_dir/manifest.csv`` whose ``textgrid`` column the segments stage reads.
+
+    ``source="pocketsphinx"``: align every transcript into ``out_dir/textgrids`` and keep the
+    aligned rows (the others go to ``skips.csv``); ``source="textgrid"``: copy the manifest.
+    ``out_dir/textgrids`` always exists (empty for a copy), as DVC tracks it.
+    """
+    out_dir = Path(out_dir)
+    params = {"source": source, "align": ap.model_dump(), "max_skip_share": base.max_skip_share}
+    with tracking.stage_run(
+        "align",
+        params=params,
+        corpus=name,
+        metrics_path=out_dir / "metrics.json",
+        skips_path=out_dir / "skips.csv",
+        max_skip_share=base.max_skip_share,
+    ) as stage:
+        frame = read_manifest(manifest)
+        stage.skips.n_seen = len(frame)
+        (out_dir / "textgrids").mkdir(parents=True, exist_ok=True)
+        log.info("align %s: %d utterances from %s, source %s", name, len(frame), manifest, source)
+        if source == "pocketsphinx":
+            from agcc.extract import phones  # pocketsphinx only when the corpus uses it
+
+            frame, counts = phones.align_manifest(
+                frame, out_dir / "textgrids", ap, stage.skips, name
+            )
+            stage.metrics |= counts
+        elif source != "textgrid":
+            raise ValueError(f"align source must be textgrid or pocketsphinx, got {source!r}")
+        tmp = out_dir / "manifest.csv.tmp"
+        frame.to_csv(tmp, index=False)
+        tmp.replace(out_dir / "manifest.csv")
+        log.info("align %s: wrote %s (%d utterances)", name, out_dir / "manifest.csv", len(frame))
+        stage.metrics["utterances"] = len(frame)

@@ -21,6 +21,25 @@ segments of both corpora are used, then any other cluster. For each, it plots th
 landmarks 48 (x), 54 (x) and 57 (y): the centroid, and per corpus the frame-wise mean and +-1 std
 band of up to ``analyze.fig1_samples`` member segments of that vowel (a seeded sample), each
 linearly resampled to the centroid's length so frames line up.
+
+Fig. 2 (paper Sec. II-C.2; drawn when the acoustic features are given) asks whether segments of
+one AG cluster also sound alike. A second Soft-DTW k-means (``analyze.fig2_k`` = 10 clusters, the
+batched torch engine of :mod:`agcc.sdtw`) is fitted on the acoustic frame sequences of the
+validation-split segments of both corpora (the AG model's fit split; a seeded subsample of at
+most ``analyze.fig2_max_fit``), and every segment of every split gets an acoustic cluster. A
+segment's acoustic frames are those of its interval [seg_start, seg_end) (the interval the AG
+model saw) on the 50 frames/s grid (:func:`agcc.features.segment_frames`); all-layer features use
+their last layer. Each dimension is z-normalised with the mean and std of the fit frames, so no
+log-mel band dominates the cost. On that scale two unrelated 80-dim frames are about 2D = 160
+apart and neighbouring frames of a vowel about 20, so ``analyze.fig2_gamma`` = 1 keeps soft-DTW
+close to DTW (the soft minimum over three paths costs at most gamma ln 3 ~ 1.1 per step) while
+smoothing the barycentres; with other feature widths the scale grows with D. Per emotion, the
+heatmap shows the row-normalised counts: the share of an AG cluster's segments (both corpora,
+all splits) in each acoustic cluster; AG clusters without segments of that emotion are grey.
+The association is summarised by the mean over AG clusters of the largest row share (1 = every
+AG cluster maps onto a single acoustic cluster), next to the same number with the acoustic ids
+permuted within the emotion (its chance level for these cluster sizes), and the normalised
+mutual information between AG and acoustic cluster ids (sklearn, arithmetic mean).
 """
 
 from __future__ import annotations
@@ -34,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 from agcc import tracking
-from agcc.cluster import AGModel, centroid_series, load_corpora, load_model
+from agcc.cluster import AGModel, centroid_series, load_corpora, load_model, resolve_device
 from agcc.landmarks import mouth_column
 from agcc.params import VOWELS, AnalyzeParams, BaseParams
 
@@ -44,6 +63,9 @@ IPA = {"AA": "/a/", "AH": "/ə/", "EH": "/ɛ/", "IY": "/i/", "AE": "/æ/", "UW":
 #: The paper's row order for the emotion-specific averages.
 EMOTION_ORDER = ("neutral", "happiness", "anger", "sadness")
 FIG1_TRACES = ((48, "x"), (54, "x"), (57, "y"))
+FIG2_FIT_SPLIT = "val"
+FIG2_MAX_ITER = 30
+FIG2_PERMUTATIONS = 50
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,6 +380,229 @@ def fig1_panels(
 
 
 # ---------------------------------------------------------------------------------------------
+# Fig. 2 (AG clusters vs acoustic clusters)
+
+
+def association_counts(ag: np.ndarray, ac: np.ndarray, k_ag: int, k_ac: int) -> np.ndarray:
+    """Contingency table N (k_ag, k_ac): N[i, j] = segments in AG cluster i and acoustic j."""
+    ag, ac = np.asarray(ag, dtype=np.int64), np.asarray(ac, dtype=np.int64)
+    if ag.shape != ac.shape or (ag < 0).any() or (ac < 0).any():
+        raise ValueError(f"ag and ac must be equal-length ids >= 0, got {ag.shape}, {ac.shape}")
+    if len(ag) and (ag.max() >= k_ag or ac.max() >= k_ac):
+        raise ValueError(f"ids exceed k_ag={k_ag} / k_ac={k_ac}: {ag.max()}, {ac.max()}")
+    return np.bincount(ag * k_ac + ac, minlength=k_ag * k_ac).reshape(k_ag, k_ac)
+
+
+def row_shares(counts: np.ndarray) -> np.ndarray:
+    r"""Row-normalised counts S[i, j] = N[i, j] / sum_j N[i, j]; NaN rows where N[i, :] = 0.
+
+    Fig. 2's cells: the share of AG cluster i's segments that fall in acoustic cluster j.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    totals = counts.sum(axis=1, keepdims=True)  # (k_ag, 1)
+    out = np.full_like(counts, np.nan)
+    np.divide(counts, totals, out=out, where=totals > 0)
+    return out
+
+
+def mean_max_row_share(counts: np.ndarray) -> float:
+    r"""Mean over non-empty AG clusters of the largest row share: (1/|I|) sum_i max_j S[i, j].
+
+    1 when every AG cluster falls into a single acoustic cluster, 1 / k_ac at the most spread;
+    NaN when the table is empty.
+
+    Args:
+        counts: (k_ag, k_ac) contingency table (see :func:`association_counts`).
+    """
+    shares = row_shares(counts)
+    rows = np.isfinite(shares).all(axis=1)
+    return float(shares[rows].max(axis=1).mean()) if rows.any() else math.nan
+
+
+def association(
+    ag: np.ndarray, ac: np.ndarray, k_ag: int, k_ac: int, rng: np.random.Generator
+) -> dict[str, float]:
+    """Mean max row share, its permutation baseline and the NMI of AG vs acoustic cluster ids.
+
+    The baseline is the mean max row share over FIG2_PERMUTATIONS shuffles of ``ac`` (same
+    cluster sizes, no association). NaNs when there are no segments.
+    """
+    from sklearn.metrics import normalized_mutual_info_score
+
+    if len(ag) == 0:
+        return {"max_row_share": math.nan, "max_row_share_perm": math.nan, "nmi": math.nan}
+    perm = [
+        mean_max_row_share(association_counts(ag, rng.permutation(ac), k_ag, k_ac))
+        for _ in range(FIG2_PERMUTATIONS)
+    ]
+    return {
+        "max_row_share": mean_max_row_share(association_counts(ag, ac, k_ag, k_ac)),
+        "max_row_share_perm": float(np.mean(perm)),
+        "nmi": float(normalized_mutual_info_score(ag, ac)),
+    }
+
+
+def acoustic_segments(
+    frame: pd.DataFrame, features_root: Path
+) -> tuple[list[np.ndarray | None], dict[str, Any]]:
+    """Acoustic frames (T_i, D) float32 of each row's [seg_start, seg_end), or None if missing.
+
+    A segment has no frames when its utterance was skipped by the features stage (bad audio)
+    or its interval lies beyond the audio. Returns the list and the first corpus's meta.json.
+    """
+    from agcc.features import load_features, segment_frames
+
+    out: list[np.ndarray | None] = [None] * len(frame)
+    metas = {}
+    for corpus, part in frame.groupby("corpus", sort=False):
+        feats, metas[corpus] = load_features(features_root / str(corpus))
+        for i, utt, s0, s1 in zip(part.index, part["utt_id"], part["seg_start"],
+                                  part["seg_end"], strict=True):  # fmt: skip
+            if utt not in feats:
+                continue
+            a = feats[utt]
+            a = a[:, -1] if a.ndim == 3 else a  # all-layer features: the last layer
+            seg = a[segment_frames(float(s0), float(s1), len(a))]
+            out[i] = seg.astype(np.float32) if len(seg) else None
+    dims = {c: (m["dim"], m["encoder"]) for c, m in metas.items()}
+    if len(set(dims.values())) != 1:
+        raise ValueError(f"{features_root}: corpora have different acoustic features {dims}")
+    return out, next(iter(metas.values()))
+
+
+def fit_acoustic(
+    series: list[np.ndarray], ap: AnalyzeParams, seed: int, device: str
+) -> tuple[Any, np.ndarray, np.ndarray]:
+    """Soft-DTW k-means on z-normalised series; returns the model, the mean and std (D,)."""
+    from agcc.sdtw import SoftDTWKMeans
+
+    frames = np.concatenate(series)  # (sum T_i, D)
+    mean, std = frames.mean(axis=0), np.maximum(frames.std(axis=0), 1e-6)
+    km = SoftDTWKMeans(
+        n_clusters=ap.fig2_k, gamma=ap.fig2_gamma, max_iter=FIG2_MAX_ITER, tol=1e-4,
+        random_state=seed, device=device,
+    )  # fmt: skip
+    km.fit([(s - mean) / std for s in series])
+    return km, mean, std
+
+
+def fig2_fit_rows(frame: pd.DataFrame, ok: np.ndarray, ap: AnalyzeParams, seed: int) -> np.ndarray:
+    """Row indices of fit-split segments with features, seeded subsample to fig2_max_fit."""
+    idx = np.flatnonzero(ok & (frame["split"].to_numpy() == FIG2_FIT_SPLIT))
+    if len(idx) < ap.fig2_k:
+        raise ValueError(
+            f"Fig. 2: {len(idx)} {FIG2_FIT_SPLIT!r} segments with acoustic features, fewer than "
+            f"analyze.fig2_k={ap.fig2_k}"
+        )
+    if len(idx) > ap.fig2_max_fit:
+        idx = np.sort(np.random.default_rng(seed).choice(idx, ap.fig2_max_fit, replace=False))
+    return idx
+
+
+def plot_fig2(tables: dict[str, np.ndarray], stats: dict[str, dict[str, float]]) -> Any:
+    """Fig. 2: one heatmap per emotion of the (k_ag, k_ac) counts, row-normalised, one colourbar."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    n = len(tables)
+    ncols = min(2, n)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(6.2 * ncols + 1, 5.2 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    cmap = colormaps["viridis"].with_extremes(bad="0.85")
+    for ax, (emotion, counts) in zip(axes, tables.items(), strict=False):
+        shares = row_shares(counts)
+        im = ax.imshow(100 * shares, cmap=cmap, vmin=0.0, vmax=100.0, aspect="auto")
+        k_ag, k_ac = counts.shape
+        ax.set_xticks(range(k_ac), [str(j + 1) for j in range(k_ac)])
+        ax.set_yticks(range(k_ag), [f"{i + 1} (n={int(r)})" for i, r in enumerate(counts.sum(1))])
+        ax.set_xlabel("acoustic cluster")
+        ax.set_ylabel("AG cluster (segments)")
+        for (i, j), v in np.ndenumerate(shares):
+            if np.isfinite(v) and v >= 0.05:
+                ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=7,
+                        color="k" if v > 0.6 else "w")  # fmt: skip
+        s = stats[emotion]
+        ax.set_title(
+            f"{emotion.capitalize()}: mean max share {s['max_row_share']:.2f} "
+            f"(chance {s['max_row_share_perm']:.2f}), NMI {s['nmi']:.2f}",
+            fontsize=10,
+        )
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    fig.colorbar(im, ax=axes[:n].tolist(), label="% of the AG cluster's segments", shrink=0.8)
+    fig.suptitle("AG clusters (rows) vs acoustic clusters (columns) per emotion, row-normalised")
+    return fig
+
+
+def fig2(
+    frame: pd.DataFrame,
+    features_root: Path,
+    k_ag: int,
+    ap: AnalyzeParams,
+    base: BaseParams,
+    out_dir: Path,
+    st: tracking.StageRun,
+) -> dict[str, float]:
+    """Fit the acoustic clusters, assign every segment, draw fig2.png, write fig2.csv; metrics."""
+    series, meta = acoustic_segments(frame, features_root)
+    ok = np.array([s is not None for s in series])
+    if (~ok).any():
+        log.warning("Fig. 2: %d of %d segments have no acoustic frames (utterance skipped by "
+                    "the features stage); left out", int((~ok).sum()), len(ok))  # fmt: skip
+    fit_rows = fig2_fit_rows(frame, ok, ap, base.seed)
+    device = resolve_device("auto")
+    fit_params = {"k": ap.fig2_k, "gamma": ap.fig2_gamma, "n_fit": len(fit_rows), "device": device,
+                  "encoder": meta["encoder"], "dim": meta["dim"], "seed": base.seed}  # fmt: skip
+    log.info("Fig. 2: acoustic Soft-DTW k-means, k=%d, on %d %r segments (%s features)",
+             ap.fig2_k, len(fit_rows), FIG2_FIT_SPLIT, meta["encoder"])  # fmt: skip
+    with st.child("fig2:acoustic_kmeans", fit_params) as child:
+        km, mean, std = fit_acoustic([series[i] for i in fit_rows], ap, base.seed, device)
+        child.log_metrics({"inertia": km.inertia_, "n_iter": km.n_iter_})
+    rows = np.flatnonzero(ok)
+    kept = frame.iloc[rows].assign(acoustic=km.predict([(series[i] - mean) / std for i in rows]))
+    return fig2_outputs(kept, k_ag, ap, base, out_dir, st) | {
+        "fig2.n_fit": len(fit_rows), "fig2.inertia": float(km.inertia_),
+        "fig2.n_segments_without_features": int((~ok).sum()),
+    }  # fmt: skip
+
+
+def fig2_outputs(
+    kept: pd.DataFrame,
+    k_ag: int,
+    ap: AnalyzeParams,
+    base: BaseParams,
+    out_dir: Path,
+    st: tracking.StageRun,
+) -> dict[str, float]:
+    """Per-emotion tables, association metrics, fig2.png and fig2.csv from the assignments."""
+    rng = np.random.default_rng(base.seed)
+    groups = [("all", kept)] + [
+        (e, kept[kept["emotion"] == e]) for e in EMOTION_ORDER if e in base.emotions
+    ]
+    tables, stats, rows = {}, {}, []
+    for name, part in groups:
+        ag, ac = part["cluster"].to_numpy(), part["acoustic"].to_numpy()
+        tables[name] = association_counts(ag, ac, k_ag, ap.fig2_k)
+        stats[name] = association(ag, ac, k_ag, ap.fig2_k, rng)
+        shares = row_shares(tables[name])
+        rows += [{"emotion": name, "ag_cluster": i + 1, "acoustic_cluster": j + 1, "count": int(c),
+                  "share": round(float(shares[i, j]), 6)}
+                 for (i, j), c in np.ndenumerate(tables[name])]  # fmt: skip
+    pd.DataFrame(rows).to_csv(out_dir / "fig2.csv", index=False)
+    fig = plot_fig2({e: t for e, t in tables.items() if e != "all"}, stats)
+    fig.savefig(out_dir / "fig2.png", dpi=110)
+    st.log_artifact(out_dir / "fig2.csv")
+    st.log_artifact(out_dir / "fig2.png")
+    return {"fig2.k": ap.fig2_k, "fig2.n_segments": len(kept)} | {
+        f"fig2.{key}.{name}": round(v, 4)
+        for name, s in stats.items()
+        for key, v in s.items()
+        if np.isfinite(v)
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # Stage
 
 
@@ -389,16 +634,22 @@ def write_table1(table: pd.DataFrame, corpora: tuple[str, str], thr: float, out:
 
 
 def run(
-    seg_dirs: list[Path], cluster_dir: Path, ap: AnalyzeParams, base: BaseParams, out_dir: Path
+    seg_dirs: list[Path],
+    cluster_dir: Path,
+    ap: AnalyzeParams,
+    base: BaseParams,
+    out_dir: Path,
+    features_root: Path | None = None,
 ) -> pd.DataFrame:
-    """Table I and Fig. 1 for the first two corpora of ``seg_dirs``; returns Table I."""
+    """Table I and Fig. 1 (Fig. 2 too with ``features_root``) for the first two corpora."""
     out_dir, cluster_dir = Path(out_dir), Path(cluster_dir)
     if len(seg_dirs) < 2:
         raise ValueError(f"analyze compares two corpora, got {len(seg_dirs)} segments folder(s)")
     if len(seg_dirs) > 2:
         log.warning("analyze uses the first two corpora only; ignoring %s", seg_dirs[2:])
     params = {"analyze": ap.model_dump(), "seed": base.seed, "emotions": base.emotions,
-              "segments": [str(d) for d in seg_dirs[:2]], "clusters": str(cluster_dir)}  # fmt: skip
+              "segments": [str(d) for d in seg_dirs[:2]], "clusters": str(cluster_dir),
+              "features": str(features_root) if features_root else None}  # fmt: skip
     with tracking.stage_run("analyze", params=params, metrics_path=out_dir / "metrics.json") as st:
         log.info("loading segments and the AG model from %s", cluster_dir)
         table, series = load_corpora([Path(d) for d in seg_dirs[:2]])
@@ -420,4 +671,7 @@ def run(
         st.metrics |= table1_metrics(t1) | {"k": model.k, "fig1.cluster_1": c1 + 1,
                                             "fig1.cluster_2": c2 + 1}  # fmt: skip
         st.metrics |= {f"n_segments.{c}": int((table["corpus"] == c).sum()) for c in corpora}
+        if features_root is not None:
+            log.info("Fig. 2: AG vs acoustic clusters from %s", features_root)
+            st.metrics |= fig2(frame, Path(features_root), model.k, ap, base, out_dir, st)
     return t1

@@ -44,8 +44,17 @@ def _cmd_landmarks(args: argparse.Namespace) -> None:
     from agcc import landmarks
 
     p = load_params(args.params)
-    p.corpus(args.corpus)
-    landmarks.run(args.corpus, Path(args.manifest), p.landmarks, p.base, Path(args.out))
+    source = p.corpus(args.corpus).landmarks_source
+    landmarks.run(args.corpus, Path(args.manifest), p.landmarks, p.base, Path(args.out), source)
+
+
+def _cmd_align(args: argparse.Namespace) -> None:
+    """Align one corpus's transcripts (pocketsphinx) or pass its TextGrids on."""
+    from agcc import align
+
+    p = load_params(args.params)
+    source = p.corpus(args.corpus).align_source
+    align.run(args.corpus, Path(args.manifest), source, p.align, p.base, Path(args.out))
 
 
 def _cmd_segments(args: argparse.Namespace) -> None:
@@ -74,13 +83,44 @@ def _cmd_cluster(args: argparse.Namespace) -> None:
     cluster.run(_segment_dirs(args, p.corpora), p.cluster, p.base, Path(args.out))
 
 
+def _cmd_features(args: argparse.Namespace) -> None:
+    """Encode the audio of one corpus into 50 frames/s acoustic features."""
+    from agcc import features
+
+    p = load_params(args.params)
+    p.corpus(args.corpus)
+    features.run(args.corpus, Path(args.manifest), p.features, p.base, Path(args.out))
+
+
 def _cmd_analyze(args: argparse.Namespace) -> None:
-    """Write the paper's Table I and Fig. 1 for the first two corpora."""
+    """Write the paper's Table I and Fig. 1 (and Fig. 2 with features) for two corpora."""
     from agcc import analyze
 
     p = load_params(args.params)
     segs = _segment_dirs(args, p.corpora)
-    analyze.run(segs, Path(args.clusters), p.analyze, p.base, Path(args.out))
+    feats = Path(args.features_root) if args.features_root else None
+    analyze.run(segs, Path(args.clusters), p.analyze, p.base, Path(args.out), feats)
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    """Train the SER grid (methods x directions x seeds) with AG anchoring and the baselines."""
+    from agcc import train
+
+    p = load_params(args.params)
+    inputs = train.Inputs(
+        Path(args.features_root), Path(args.segments_root), Path(args.prepared_root),
+        Path(args.clusters),
+    )  # fmt: skip
+    metrics = Path(args.metrics) if args.metrics else None
+    train.run(inputs, p.train, p.base, p.analyze.common_threshold, Path(args.out), metrics)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    """Write the paper's Table II (UARs, binary UARs, bootstrap CIs) from the train outputs."""
+    from agcc import evaluate
+
+    p = load_params(args.params)
+    evaluate.run(Path(args.train), p.evaluate, p.base, Path(args.out))
 
 
 def _cmd_summary(args: argparse.Namespace) -> None:
@@ -120,6 +160,10 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--corpus", required=True)
     sp.add_argument("--manifest", required=True)
     sp.add_argument("--out", required=True)
+    sp = add("align", _cmd_align, "transcripts -> MFA TextGrids (pocketsphinx) or TextGrids as-is")
+    sp.add_argument("--corpus", required=True)
+    sp.add_argument("--manifest", required=True)
+    sp.add_argument("--out", required=True)
     sp = add("segments", _cmd_segments, "mouth tracks + TextGrids -> vowel segments")
     sp.add_argument("--corpus", required=True)
     sp.add_argument("--manifest", required=True)
@@ -128,9 +172,26 @@ def _parser() -> argparse.ArgumentParser:
     sp = add("cluster", _cmd_cluster, "vowel segments of all corpora -> AG clusters (Soft-DTW)")
     _segment_options(sp)
     sp.add_argument("--out", required=True)
-    sp = add("analyze", _cmd_analyze, "segments + AG clusters -> Table I and Fig. 1")
+    sp = add("features", _cmd_features, "audio -> acoustic frame features (50 frames/s)")
+    sp.add_argument("--corpus", required=True)
+    sp.add_argument("--manifest", required=True)
+    sp.add_argument("--out", required=True)
+    sp = add("analyze", _cmd_analyze, "segments + AG clusters -> Table I, Fig. 1 (and Fig. 2)")
     _segment_options(sp)
     sp.add_argument("--clusters", required=True, help="output folder of the cluster stage")
+    sp.add_argument(
+        "--features-root", help="folder with one features folder per corpus; adds Fig. 2"
+    )
+    sp.add_argument("--out", required=True)
+    sp = add("train", _cmd_train, "features + segments + AG clusters -> SER models, predictions")
+    sp.add_argument("--features-root", required=True, help="one features folder per corpus")
+    sp.add_argument("--segments-root", required=True, help="one segments folder per corpus")
+    sp.add_argument("--prepared-root", required=True, help="one manifest folder per corpus")
+    sp.add_argument("--clusters", required=True, help="output folder of the cluster stage")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--metrics", help="write the stage's summary metrics as JSON here")
+    sp = add("evaluate", _cmd_evaluate, "train outputs -> Table II (UAR, binary UAR, CIs)")
+    sp.add_argument("--train", required=True, help="output folder of the train stage")
     sp.add_argument("--out", required=True)
     sp = add("summary", _cmd_summary, "print where the outputs are and their counts")
     sp.add_argument("--root", default=".", help="project root (default .)")

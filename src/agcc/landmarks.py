@@ -308,8 +308,19 @@ class _Utterance:
     missing_after: int
 
 
-def run(name: str, manifest: Path, lp: LandmarkParams, base: BaseParams, out_dir: Path) -> None:
+def run(
+    name: str,
+    manifest: Path,
+    lp: LandmarkParams,
+    base: BaseParams,
+    out_dir: Path,
+    source: Literal["openface_csv", "dlib"] = "openface_csv",
+) -> None:
     """Read every manifest row's landmark CSV and write ``out_dir/mouth.npz`` plus metrics.
+
+    With ``source="dlib"`` the CSVs are first extracted from the manifest's ``video`` column by
+    the built-in dlib extractor (``agcc.extract.face``) into ``out_dir/openface_cache`` (kept
+    between runs, so an interrupted extraction resumes) and read from there.
 
     The manifest needs ``utt_id`` and ``landmarks`` columns; relative CSV paths are taken from
     the working directory (the repository root under ``dvc repro``). ``mouth.npz`` holds
@@ -330,6 +341,12 @@ def run(name: str, manifest: Path, lp: LandmarkParams, base: BaseParams, out_dir
         max_skip_share=base.max_skip_share,
     ) as stage:
         stage.skips.n_seen = len(rows)
+        if source == "dlib":
+            from agcc.extract import face  # dlib and PyAV only when the corpus uses them
+
+            cache = out_dir / "openface_cache"
+            rows, counts = face.extract_manifest(Path(manifest), cache, lp, stage.skips, name)
+            stage.metrics |= counts
         kept = _read_all(name, rows, lp, stage.skips)
         log.info("landmarks %s: kept %d, skipped %d", name, len(kept), stage.skips.n_skipped)
         path = _write_npz(out_dir / "mouth.npz", kept)

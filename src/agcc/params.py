@@ -49,6 +49,10 @@ class CorpusParams(Section):
     labels: Literal["intended", "voice", "multimodal", "consensus"] = "intended"
     split_by: Literal["speaker", "session"] = "speaker"
     manifest_csv: str | None = None
+    # openface_csv: read OpenFace CSVs; dlib: extract them from the manifest's videos first
+    landmarks_source: Literal["openface_csv", "dlib"] = "openface_csv"
+    # textgrid: read MFA TextGrids; pocketsphinx: align the transcripts in the `align` stage
+    align_source: Literal["textgrid", "pocketsphinx"] = "textgrid"
 
     @model_validator(mode="after")
     def _labels_fit_adapter(self) -> CorpusParams:
@@ -116,6 +120,19 @@ class LandmarkParams(Section):
 
     min_confidence: float = Field(0.5, ge=0.0, le=1.0)
     max_gap_frames: int = Field(3, ge=0)
+    # the built-in dlib extractor (corpora with landmarks_source: dlib)
+    workers: int = Field(2, ge=1)  # videos extracted in parallel processes
+    detect_max_side: int = Field(640, ge=64)  # frames are shrunk to this longer side to detect
+    max_upsample: int = Field(1, ge=0, le=3)  # detector upsampling tried when no face is found
+
+
+class AlignParams(Section):
+    """The built-in pocketsphinx aligner (corpora with align_source: pocketsphinx)."""
+
+    workers: int = Field(2, ge=1)  # utterances aligned in parallel processes
+    beam: float = Field(1e-100, gt=0.0, le=1.0)  # HMM state and phone beams; wide for long pauses
+    wbeam: float = Field(1e-80, gt=0.0, le=1.0)  # word-exit beam
+    dictionary: str | None = None  # pronunciation dictionary; None = pocketsphinx's en-us one
 
 
 class SegmentParams(Section):
@@ -162,11 +179,15 @@ class ClusterParams(Section):
 
 
 class AnalyzeParams(Section):
-    """The paper's analyses: Table I overlap and Fig. 1 trajectories."""
+    """The paper's analyses: Table I overlap, Fig. 1 trajectories, Fig. 2 AG-acoustic heatmaps."""
 
     common_threshold: float = Field(25.0, ge=0.0, le=100.0)
     fig1_vowels: tuple[str, str] = ("AA", "IY")
     fig1_samples: int = Field(50, ge=1)
+    # Fig. 2: acoustic Soft-DTW k-means on z-normalised acoustic frames of the fit split
+    fig2_k: int = Field(10, ge=2)
+    fig2_gamma: float = Field(1.0, gt=0.0)
+    fig2_max_fit: int = Field(1000, ge=10)  # seeded subsample of the fit segments
 
     @field_validator("fig1_vowels")
     @classmethod
@@ -185,6 +206,9 @@ class FeatureParams(Section):
     n_mels: int = Field(80, ge=8, le=256)
     batch_seconds: float = Field(60.0, gt=0.0)  # audio per batch; batches are grouped by length
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # per-utterance frame mean/variance normalisation; off: channel differences between
+    # corpora are part of the problem the anchoring addresses
+    utterance_norm: bool = False
 
 
 class TrainParams(Section):
@@ -237,6 +261,7 @@ class Params(Section):
     demo: DemoParams = DemoParams()
     prepare: PrepareParams = PrepareParams()
     landmarks: LandmarkParams = LandmarkParams()
+    align: AlignParams = AlignParams()
     segments: SegmentParams = SegmentParams()
     cluster: ClusterParams = ClusterParams()
     analyze: AnalyzeParams = AnalyzeParams()

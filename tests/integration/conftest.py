@@ -17,6 +17,8 @@ def tiny_params(root: Path) -> dict:
     raw["demo"]["improv"] = {"n_speakers": 8, "utts_per_speaker": 3}
     raw["base"]["max_skip_share"] = 0.5
     raw["cluster"] = raw.get("cluster", {}) | {"k_grid": [2, 3, 4], "k": 3, "max_iter": 5}
+    raw["train"] = raw.get("train", {}) | {"seeds": [1], "max_epochs": 1, "batch_size": 4}
+    raw["evaluate"] = raw.get("evaluate", {}) | {"bootstrap": 50}
     if root != Path("."):
         for name, key in (("demo_crema", "crema_out"), ("demo_improv", "improv_out")):
             out = str(root / "raw" / name)

@@ -64,11 +64,14 @@ def test_dvc_repro_runs_every_stage_then_is_a_noop(clone: tuple[Path, dict[str, 
     runs = mlflow.search_runs(experiment_names=["agcc"], output_format="list")
     assert all(r.info.status == "FINISHED" for r in runs)
     per_corpus = [r for r in runs if r.data.tags.get("corpus")]
+    dvc_stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    foreach = [name for name, st in dvc_stages.items() if "foreach" in st]
+    assert {"prepare", "landmarks", "segments", "features"} <= set(foreach)
     assert sorted(r.info.run_name for r in per_corpus) == sorted(
-        f"{s}:{c}"
-        for s in ("prepare", "landmarks", "segments")
-        for c in ("demo_crema", "demo_improv")
+        f"{s}:{c}" for s in foreach for c in ("demo_crema", "demo_improv")
     )
+    for stage in ("cluster", "analyze", "train", "evaluate"):
+        assert any(r.info.run_name == stage for r in runs), f"no MLflow run for {stage}"
     assert all(r.data.tags["git_commit"] not in ("", "unknown") for r in runs)
     metrics = _sh([*dvc, "metrics", "show", "--json"], repo, env)
     assert "n_segments" in metrics

@@ -29,6 +29,7 @@ MANIFEST_COLUMNS = (
     "emotion",
     "split",
     "audio",
+    "video",
     "landmarks",
     "textgrid",
     "transcript",
@@ -38,7 +39,8 @@ LANDMARK_SUFFIX = ".csv"
 TEXTGRID_SUFFIX = ".TextGrid"
 
 # An adapter row: utt_id, speaker, gender, session, sentence, emotion, audio, transcript and
-# optionally landmarks/textgrid; build_manifest adds corpus, split and the side-file paths.
+# optionally video/landmarks/textgrid; build_manifest adds corpus, split and the side-file paths.
+# ``video`` is "" when the corpus has no video for the utterance.
 Row = dict[str, str]
 
 # Emotion spellings accepted where a corpus gives free-form labels (lower case keys).
@@ -87,8 +89,13 @@ def rows_to_frame(rows: list[Row], corpus: str) -> pd.DataFrame:
 
 
 def read_manifest(path: str | Path) -> pd.DataFrame:
-    """Read a manifest.csv written by the prepare stage, every column as text (no NaN)."""
+    """Read a manifest.csv written by the prepare stage, every column as text (no NaN).
+
+    Manifests written before the ``video`` column existed get an empty one.
+    """
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "video" not in frame.columns and "audio" in frame.columns:
+        frame.insert(frame.columns.get_loc("audio") + 1, "video", "")
     missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: not a manifest, missing columns {missing}")

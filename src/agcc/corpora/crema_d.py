@@ -1,5 +1,7 @@
 """CREMA-D adapter: ``<root>/AudioWAV/AAAA_SSS_EEE_LL.wav`` plus ``summaryTable.csv``.
 
+The video of a clip is ``<root>/VideoFlash/AAAA_SSS_EEE_LL.flv`` (empty when absent).
+
 Labels: ``intended`` comes from the file name's emotion code; ``voice`` (audio-only raters) and
 ``multimodal`` (audio-visual raters) come from the ``VoiceVote`` / ``MultiModalVote`` columns of
 ``summaryTable.csv``, where ties such as ``"N:S"`` mean no consensus and are dropped (and counted).
@@ -99,10 +101,17 @@ def read(cp: CorpusParams, skips: SkipReport) -> tuple[list[Row], Counter[str]]:
                     "sentence": sent,
                     "emotion": label,
                     "audio": audio,
+                    "video": _video(root, utt),
                     "transcript": SENTENCES[sent],
                 }
             )
     return rows, dropped
+
+
+def _video(root: Path, utt: str) -> str:
+    """``<root>/VideoFlash/<utt>.flv`` when it exists, else ""."""
+    path = root / "VideoFlash" / f"{utt}.flv"
+    return str(path) if path.is_file() else ""
 
 
 def _audio_names(root: Path, skips: SkipReport) -> dict[str, tuple[str, str, str, str]]:

@@ -1,10 +1,10 @@
 """Generic adapter: any audio-visual corpus described by a manifest CSV.
 
 Required columns: ``utt_id, speaker, emotion, audio``; optional: ``session, gender, sentence,
-landmarks, textgrid, transcript``. Relative paths are taken relative to the CSV's folder. Emotions
-may be full names (``anger``), adjectives (``angry``) or the usual short codes (``ang``, ``a``);
-anything else is an out-of-class label, dropped and counted. Without ``manifest_csv`` in the
-corpus settings the file ``<root>/manifest.csv`` is read.
+video, landmarks, textgrid, transcript``. Relative paths are taken relative to the CSV's
+folder. Emotions may be full names (``anger``), adjectives (``angry``) or the usual short codes
+(``ang``, ``a``); anything else is an out-of-class label, dropped and counted. Without
+``manifest_csv`` in the corpus settings the file ``<root>/manifest.csv`` is read.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from agcc.skips import SkipReport
 log = logging.getLogger(__name__)
 
 REQUIRED = ("utt_id", "speaker", "emotion", "audio")
-OPTIONAL = ("session", "gender", "sentence", "landmarks", "textgrid", "transcript")
-PATH_COLUMNS = ("audio", "landmarks", "textgrid")
+OPTIONAL = ("session", "gender", "sentence", "video", "landmarks", "textgrid", "transcript")
+PATH_COLUMNS = ("audio", "video", "landmarks", "textgrid")
 OTHER_LABELS = {
     "dis": "disgust",
     "fea": "fear",

@@ -4,7 +4,9 @@
 ``UTD-IMPROV-S01A-F01-P-FM01.avi; A; A:4.0; V:2.0; D:3.5 ; N:5;`` followed by one line per rater.
 Only header lines are read; the ``UTD-`` prefix becomes ``MSP-`` to join the audio. Consensus
 letters A/H/S/N are kept; O (other emotion) and X (no agreement) are dropped and counted.
-Speakers F0n and M0n record session n together, so splits go by session.
+Speakers F0n and M0n record session n together, so splits go by session. The video of an
+utterance is the ``<utt_id>.avi`` found anywhere below the root (``Video/session1/...`` in the
+release; empty when absent).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from agcc.corpora.base import LayoutError, Row
+from agcc.corpora.base import LayoutError, Row, index_by_stem
 from agcc.params import EMOTIONS, CorpusParams
 from agcc.skips import SkipReport
 
@@ -76,6 +78,7 @@ def read(cp: CorpusParams, skips: SkipReport) -> tuple[list[Row], Counter[str]]:
     label_file = find_label_file(root)
     audio = _audio_files(root, skips)
     labels = _read_labels(label_file, skips)
+    videos = index_by_stem(root, ".avi")
     rows: list[Row] = []
     dropped: Counter[str] = Counter()
     for utt, wav in tqdm(audio.items(), desc="msp_improv", leave=False, disable=None):
@@ -85,7 +88,8 @@ def read(cp: CorpusParams, skips: SkipReport) -> tuple[list[Row], Counter[str]]:
         elif label not in EMOTIONS:
             dropped[label] += 1
         else:
-            row = {"utt_id": utt, "emotion": label, "audio": wav} | parse_utt(utt)
+            row = {"utt_id": utt, "emotion": label, "audio": wav, "video": videos.get(utt, "")}
+            row |= parse_utt(utt)
             rows.append(row | {"transcript": _transcript(root, utt)})
     for utt in sorted(labels.keys() - audio.keys()):
         skips.add(utt, label_file, f"label without audio file: no {utt}.wav below {root}")

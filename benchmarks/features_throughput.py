@@ -1,0 +1,213 @@
+"""Feature extraction throughput: the whole path against the bare model forward pass.
+
+Writes seeded synthetic utterances (1.5-4 s, voiced-like tones plus noise, half at 22,050 Hz and
+half at 44,100 Hz, 16-bit WAV), saves a randomly initialised wav2vec2-base-sized model
+(``Wav2Vec2Config()`` defaults, no download; its feature extractor has no attention mask, like
+facebook/wav2vec2-base) or the tiny 2-layer test model, and loads it through the stage's
+``HFEncoder``. Both timings use the same length-sorted batches (``agcc.features.make_batches``):
+
+- bare: the model forward pass alone (``HFEncoder.forward`` under ``torch.inference_mode``) on
+  inputs prepared beforehand;
+- whole: ``agcc.features.extract`` from the files (header probe, soundfile read, soxr resampling
+  to 16 kHz, mono mix, batching, waveform normalisation, forward, cutting to the 50 frames/s grid,
+  float16 storage) plus writing features.npz.
+
+The ratio bare / whole is the share of the bare forward throughput the stage keeps; target
+(METHOD.md section 10): >= 0.9. Each timing is repeated (alternating) and the best is kept. On a
+shared machine the two long timings drift with the load, so the report adds a steadier estimate:
+the whole path with the forward pass replaced by zeros of the right shape measures everything
+else (the overhead), and bare / (bare + overhead) is the ratio it implies.
+
+    python benchmarks/features_throughput.py                 # base-sized, 48 utterances
+    python benchmarks/features_throughput.py --quick         # base-sized, 12 utterances
+    python benchmarks/features_throughput.py --model tiny    # the 2-layer test model
+    python benchmarks/features_throughput.py --device cuda --n 400
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import torch
+
+from agcc.features import (
+    SAMPLE_RATE,
+    FrameWriter,
+    HFEncoder,
+    conv_output_length,
+    extract,
+    make_batches,
+    probe,
+    read_audio,
+)
+from agcc.skips import SkipReport
+
+logger = logging.getLogger("features_throughput")
+
+
+def write_corpus(folder: Path, n: int, seed: int) -> pd.DataFrame:
+    """n seeded WAV files (1.5-4 s, 22,050 or 44,100 Hz); returns a manifest (utt_id, audio)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        rate = (22050, 44100)[i % 2]
+        t = np.arange(int(rng.uniform(1.5, 4.0) * rate)) / rate
+        f0 = rng.uniform(90, 250) * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(1, 4) * t))
+        phase = 2 * np.pi * np.cumsum(f0) / rate
+        voiced = sum(np.sin(h * phase) / h for h in range(1, 12))
+        wave = 0.1 * voiced + rng.normal(0, 0.01, len(t))
+        path = folder / f"utt{i:04d}.wav"
+        sf.write(path, (0.8 * wave / np.abs(wave).max()).astype(np.float32), rate, "PCM_16")
+        rows.append({"utt_id": path.stem, "audio": str(path)})
+    return pd.DataFrame(rows)
+
+
+def save_model(folder: Path, kind: str) -> Path:
+    """A randomly initialised wav2vec2-base-sized ("base") or 2-layer ("tiny") checkpoint."""
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    torch.manual_seed(0)
+    if kind == "base":
+        config, mask = Wav2Vec2Config(), False
+    else:
+        config = Wav2Vec2Config(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+            conv_dim=(32, 32, 32, 32), conv_stride=(5, 4, 4, 4), conv_kernel=(10, 3, 3, 2),
+            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+            feat_extract_norm="layer", do_stable_layer_norm=True,
+        )  # fmt: skip
+        mask = True
+    Wav2Vec2Model(config).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(return_attention_mask=mask).save_pretrained(folder)
+    return folder
+
+
+def time_bare(encoder: HFEncoder, inputs: list[dict[str, torch.Tensor]]) -> float:
+    """Seconds of the forward passes alone over prepared batch inputs."""
+    sync = torch.cuda.synchronize if encoder.device.type == "cuda" else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for batch in inputs:
+            encoder.forward(**batch)
+    sync()
+    return time.perf_counter() - t0
+
+
+def time_whole(encoder: HFEncoder, frame: pd.DataFrame, out: Path, batch_seconds: float) -> float:
+    """Seconds of the stage's path: probe, read, resample, batch, encode, store, write npz."""
+    t0 = time.perf_counter()
+    skips = SkipReport("benchmark")
+    items = probe(frame, skips)
+    writer = FrameWriter(out / "features.npz")
+    extract(items, encoder, writer, skips, batch_seconds)
+    writer.close((encoder.dim,))
+    if skips.n_skipped:
+        raise RuntimeError(f"benchmark audio was skipped: {skips.skips[:3]}")
+    return time.perf_counter() - t0
+
+
+def time_overhead(
+    encoder: HFEncoder, frame: pd.DataFrame, out: Path, batch_seconds: float
+) -> float:
+    """Seconds of the whole path with the forward pass stubbed by zeros (B, F, D)."""
+
+    def stub(**inputs: torch.Tensor) -> torch.Tensor:
+        x = inputs["input_values"]  # (B, L)
+        n = int(conv_output_length(torch.tensor(x.shape[1]), encoder.kernels, encoder.strides))
+        return torch.zeros((x.shape[0], n, encoder.dim), device=x.device)
+
+    encoder.forward = stub  # type: ignore[method-assign]
+    try:
+        return time_whole(encoder, frame, out, batch_seconds)
+    finally:
+        del encoder.forward  # back to the class's method
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", choices=("base", "tiny"), default="base")
+    parser.add_argument("--n", type=int, default=48, help="utterances (default 48)")
+    parser.add_argument("--batch-seconds", type=float, default=60.0)
+    parser.add_argument("--repeats", type=int, default=2, help="timings of each kind; best kept")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="12 utterances, 1 repeat")
+    parser.add_argument("--json", help="also write the report here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n, args.repeats = 12, 1
+    return args
+
+
+def run(args: argparse.Namespace, work: Path) -> dict:
+    """Build data and model in ``work``, time both paths, return the report."""
+    frame = write_corpus(work, args.n, args.seed)
+    encoder = HFEncoder(str(save_model(work / "model", args.model)), -1, torch.device(args.device))
+    items = probe(frame, SkipReport("benchmark"))
+    batches = make_batches(np.array([it.seconds for it in items]), args.batch_seconds,
+                           encoder.min_fill)  # fmt: skip
+    waves = [read_audio(it.path) for it in items]
+    inputs = [encoder.inputs([waves[i] for i in b]) for b in batches]
+    audio_s = sum(len(w) for w in waves) / SAMPLE_RATE
+    logger.info("%d utterances, %.1f s of audio, %d batches, %s model on %s", len(items),
+                audio_s, len(batches), args.model, args.device)  # fmt: skip
+    time_bare(encoder, inputs)  # warm-up: every batch shape once (kernel selection, caches)
+    bare, whole, over = [], [], []
+    for r in range(args.repeats):
+        first, second = (bare, whole) if r % 2 == 0 else (whole, bare)  # alternate the order
+        for kind in (first, second):
+            if kind is bare:
+                bare.append(time_bare(encoder, inputs))
+            else:
+                whole.append(time_whole(encoder, frame, work / f"out{r}", args.batch_seconds))
+        over.append(time_overhead(encoder, frame, work / f"stub{r}", args.batch_seconds))
+        logger.info("repeat %d: bare %.2f s, whole %.2f s, overhead %.2f s", r + 1, bare[-1],
+                    whole[-1], over[-1])  # fmt: skip
+    best_bare, best_whole, overhead = min(bare), min(whole), min(over)
+    return {
+        "model": args.model, "device": args.device, "n_utts": len(items),
+        "audio_seconds": round(audio_s, 2), "n_batches": len(batches),
+        "bare_seconds": round(best_bare, 3), "whole_seconds": round(best_whole, 3),
+        "bare_throughput": round(audio_s / best_bare, 2),
+        "whole_throughput": round(audio_s / best_whole, 2),
+        "ratio": round(best_bare / best_whole, 4), "overhead_seconds": round(overhead, 3),
+        "ratio_from_overhead": round(best_bare / (best_bare + overhead), 4),
+        "torch_threads": torch.get_num_threads(),
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark and print the summary."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        report = run(args, Path(tmp))
+    print(json.dumps(report, indent=2))
+    print(
+        f"whole path keeps {report['ratio']:.1%} of the bare forward throughput "
+        f"({report['whole_throughput']:.1f} vs {report['bare_throughput']:.1f} s of audio per s)"
+        "   target >= 90%"
+    )
+    print(
+        f"non-forward work takes {report['overhead_seconds']:.2f} s: "
+        f"bare / (bare + overhead) = {report['ratio_from_overhead']:.1%}"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()

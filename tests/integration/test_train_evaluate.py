@@ -1,0 +1,332 @@
+"""The train and evaluate stages through the CLI on two tiny fake corpora, and their bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from agcc.cli import main
+from agcc.cluster import AGModel, save_model
+from agcc.corpora.base import MANIFEST_COLUMNS
+from agcc.params import EMOTIONS, VOWELS, ParamsError, load_params
+from agcc.segments import SEGMENT_COLUMNS, save_segments
+from agcc.skips import SkipReport, TooManySkipsError
+
+REPO = Path(__file__).resolve().parents[2]
+CORPORA = ("corp_a", "corp_b")
+SPLIT_SIZES = {"train": 4, "val": 2, "dev": 1, "test": 2}  # utterances per emotion
+DIM, K, RATE = 8, 3, 50.0
+
+
+def _features(rng: np.random.Generator, emotion: int, shift: float) -> np.ndarray:
+    """(T, DIM) frames whose mean depends on the emotion (learnable) and the corpus (shift)."""
+    proto = np.eye(DIM)[emotion] * 2.0
+    return (proto + shift + rng.normal(0, 1, (int(rng.integers(20, 40)), DIM))).astype("f4")
+
+
+def _segments(rng: np.random.Generator, utt: dict, n_frames: int) -> list[tuple[dict, np.ndarray]]:
+    """Three vowel segments inside the utterance with (T, 24) mouth series."""
+    out = []
+    for j in range(3):
+        v = int(rng.integers(len(VOWELS)))
+        t0, dur = int(rng.integers(0, n_frames - 6)), int(rng.integers(3, 6))
+        start, end = t0 / RATE, (t0 + dur) / RATE
+        mouth = (v + rng.normal(0, 0.1, (dur + 1, 24))).astype("f4")
+        row = {k: utt[k] for k in ("utt_id", "corpus", "speaker", "session", "gender", "split",
+                                   "emotion")}  # fmt: skip
+        row |= {"seg_id": f"{utt['utt_id']}#{j}", "vowel": VOWELS[v], "phone": VOWELS[v],
+                "word": "w", "start": start, "end": end, "seg_start": start, "seg_end": end,
+                "n_frames": len(mouth)}  # fmt: skip
+        out.append((row, mouth))
+    return out
+
+
+def fake_corpus(root: Path, name: str, seed: int, shift: float) -> list[dict]:
+    """Manifest, features and segments of one fake corpus under ``root``; returns segment rows."""
+    rng = np.random.default_rng(seed)
+    utts, frames, seg_rows, mouths = [], [], [], []
+    for split, n in SPLIT_SIZES.items():
+        for e, emotion in enumerate(EMOTIONS):
+            for i in range(n):
+                utt = {"utt_id": f"{name}_{split}_{emotion}_{i}", "corpus": name,
+                       "speaker": f"{split}{i % 2}", "gender": "F", "session": split,
+                       "sentence": "s", "emotion": emotion, "split": split}  # fmt: skip
+                utts.append(utt)
+                frames.append(_features(rng, e, shift))
+                for row, mouth in _segments(rng, utt, len(frames[-1])):
+                    seg_rows.append(row)
+                    mouths.append(mouth)
+    (root / "prepared" / name).mkdir(parents=True)
+    pd.DataFrame(utts).reindex(columns=list(MANIFEST_COLUMNS)).astype(str).to_csv(
+        root / "prepared" / name / "manifest.csv", index=False
+    )
+    write_features(root / "features" / name, [u["utt_id"] for u in utts], frames)
+    table = pd.DataFrame(seg_rows).reindex(columns=SEGMENT_COLUMNS)
+    table["offset"] = np.concatenate([[0], np.cumsum(table["n_frames"])[:-1]])
+    save_segments(table, mouths, root / "segments" / name)
+    return seg_rows
+
+
+def write_features(folder: Path, utt_ids: list[str], frames: list[np.ndarray]) -> None:
+    """features.npz and meta.json in the features stage's packed layout."""
+    folder.mkdir(parents=True, exist_ok=True)
+    offsets = np.concatenate([[0], np.cumsum([len(f) for f in frames])]).astype(np.int64)
+    np.savez(folder / "features.npz", utt_id=np.array(utt_ids, dtype=str), offsets=offsets,
+             frames=np.concatenate(frames).astype(np.float16))  # fmt: skip
+    meta = {"encoder": "fake", "model": "", "layer": -1, "n_layers": 1, "dim": DIM,
+            "frame_rate": RATE, "sample_rate": 16000}  # fmt: skip
+    (folder / "meta.json").write_text(json.dumps(meta))
+
+
+def fake_clusters(root: Path, seg_rows: list[dict]) -> None:
+    """model.npz (k = 3) and assignments.csv: cluster = vowel index mod 3."""
+    rng = np.random.default_rng(0)
+    dist = rng.uniform(0.5, 2.0, (K, K))
+    dist = (dist + dist.T) / 2
+    np.fill_diagonal(dist, 0.0)
+    model = AGModel(rng.normal(0, 1, (K, 5, 24)), dist, 0.1, "torch", 1.0, 1)
+    save_model(root / "cluster" / "model.npz", model)
+    frame = pd.DataFrame(seg_rows)
+    frame["cluster"] = frame["vowel"].map(VOWELS.index) % K
+    frame[["seg_id", "corpus", "split", "emotion", "vowel", "cluster"]].to_csv(
+        root / "cluster" / "assignments.csv", index=False
+    )
+
+
+@pytest.fixture
+def pipeline(tracked: Path) -> Path:
+    """Two fake corpora (the second shifted) with features, segments and AG clusters."""
+    rows = fake_corpus(tracked, "corp_a", 1, 0.0) + fake_corpus(tracked, "corp_b", 2, 0.5)
+    fake_clusters(tracked, rows)
+    return tracked
+
+
+def write_params(root: Path, **train: object) -> Path:
+    """The repository's params.yaml with the fake corpora and a tiny, fast train section."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    template = raw["corpora"]["demo_crema"]
+    raw["corpora"] = dict.fromkeys(CORPORA, template)
+    raw["train"] |= {"directions": [list(CORPORA), list(CORPORA[::-1])], "seeds": [1],
+                     "max_epochs": 1, "batch_size": 4, "d_model": 16, "n_heads": 2,
+                     "n_layers": 2, "fc_hidden": 16, "pseudo_label_threshold": 0.0,
+                     "device": "cpu"} | train  # fmt: skip
+    raw["evaluate"]["bootstrap"] = 50
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _train(root: Path, params: Path) -> int:
+    """``agcc train`` on the fake pipeline."""
+    paths = {"--features-root": "features", "--segments-root": "segments",
+             "--prepared-root": "prepared", "--clusters": "cluster", "--out": "train",
+             "--metrics": "metrics/train.json"}  # fmt: skip
+    options = [x for opt, sub in paths.items() for x in (opt, str(root / sub))]
+    return main(["--params", str(params), "train", *options])
+
+
+@pytest.mark.slow
+def test_every_method_trains_both_directions_and_table2_has_every_row(pipeline: Path) -> None:
+    params = write_params(pipeline)
+    assert _train(pipeline, params) == 0
+    runs = pd.read_csv(pipeline / "train" / "runs.csv")
+    assert len(runs) == 12 and (runs["status"] == "FINISHED").all()
+    pred = pd.read_csv(pipeline / "train" / "corp_a_to_corp_b" / "ag_cc" / "seed1" /
+                       "predictions.csv")  # fmt: skip
+    assert list(pred.columns) == ["utt_id", "true", "pred", *(f"prob_{e}" for e in EMOTIONS)]
+    assert len(pred) == 4 * SPLIT_SIZES["test"] and pred["utt_id"].str.startswith("corp_b").all()
+    assert np.allclose(pred[[f"prob_{e}" for e in EMOTIONS]].sum(axis=1), 1.0, atol=1e-4)
+    _check_checkpoint_reproduces_predictions(pipeline, pred)
+
+    assert main(["--params", str(params), "evaluate", "--train", str(pipeline / "train"),
+                 "--out", str(pipeline / "evaluate")]) == 0  # fmt: skip
+    t2 = pd.read_csv(pipeline / "evaluate" / "table2.csv")
+    assert len(t2) == 12
+    ub = t2[t2["method"] == "upper_bound"]
+    assert set(ub["direction_label"]) == {"corp_b→corp_b", "corp_a→corp_a"}
+    md = (pipeline / "evaluate" / "table2.md").read_text()
+    assert "derived from the 4-class posteriors" in md and "57.37" in md
+    assert md.index("NOT produced by this pipeline") > md.index("AG-CC minus each baseline")
+    metrics = json.loads((pipeline / "evaluate" / "metrics.json").read_text())
+    assert "ci.corp_a_to_corp_b.ag_cc_minus_pa_cc.diff" in metrics
+    assert 0.0 <= metrics["corp_a_to_corp_b.ag_cc.uar_4cat"] <= 100.0
+
+
+def _check_checkpoint_reproduces_predictions(root: Path, pred: pd.DataFrame) -> None:
+    """The saved ag_cc model predicts the target test split exactly as predictions.csv."""
+    from agcc.train import load_checkpoint, predict
+
+    model, meta = load_checkpoint(root / "train" / "corp_a_to_corp_b" / "ag_cc" / "seed1" /
+                                  "model.pt")  # fmt: skip
+    assert meta["method"] == "ag_cc" and meta["target"] == "corp_b" and meta["oracle"] is False
+    data, _ = _load(root, "corp_b")
+    probs = predict(model, data, data.rows("test"), 8)
+    assert list(data.utt_ids[data.rows("test")]) == pred["utt_id"].tolist()
+    saved = pred[[f"prob_{e}" for e in EMOTIONS]].to_numpy()
+    assert np.allclose(probs, saved, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_failed_run_is_recorded_the_others_finish_and_the_stage_fails(
+    pipeline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agcc import train
+
+    real_fit = train.fit
+
+    def fit(model: object, src: object, tgt: object, anchoring: train.Anchoring, *args: object,
+            **kwargs: object) -> train.FitResult:  # fmt: skip
+        if anchoring.kind == "coral":
+            raise RuntimeError("simulated crash")
+        return real_fit(model, src, tgt, anchoring, *args, **kwargs)
+
+    monkeypatch.setattr(train, "fit", fit)
+    p = load_params(write_params(pipeline, methods=["la_cc", "source_only"],
+                                 directions=[list(CORPORA)]))  # fmt: skip
+    inputs = train.Inputs(*(pipeline / d for d in ("features", "segments", "prepared", "cluster")))
+    with pytest.raises(RuntimeError, match=r"1 of 2 train runs failed: \['la_cc:corp_a->corp_b"):
+        train.run(inputs, p.train, p.base, p.analyze.common_threshold, pipeline / "train")
+    runs = pd.read_csv(pipeline / "train" / "runs.csv")
+    assert runs.set_index("method")["status"].to_dict() == {"la_cc": "FAILED",
+                                                           "source_only": "FINISHED"}  # fmt: skip
+    import mlflow
+
+    children = mlflow.search_runs(experiment_names=["agcc"], output_format="list",
+                                  filter_string="tags.parent_stage = 'train'")  # fmt: skip
+    status = {r.info.run_name: r.info.status for r in children}
+    assert status == {"la_cc:corp_a->corp_b:seed1": "FAILED",
+                      "source_only:corp_a->corp_b:seed1": "FINISHED"}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_oracle_runs_are_labelled_everywhere(pipeline: Path) -> None:
+    params = write_params(pipeline, methods=["source_only", "pa_cc", "ag_cc"], oracle=True,
+                          directions=[list(CORPORA)])  # fmt: skip
+    assert _train(pipeline, params) == 0
+    runs = pd.read_csv(pipeline / "train" / "runs.csv")
+    assert runs["method_dir"].tolist() == ["source_only", "pa_cc_ORACLE", "ag_cc_ORACLE"]
+    assert (pipeline / "train" / "corp_a_to_corp_b" / "ag_cc_ORACLE" / "seed1").is_dir()
+    assert main(["--params", str(params), "evaluate", "--train", str(pipeline / "train"),
+                 "--out", str(pipeline / "evaluate")]) == 0  # fmt: skip
+    labels = pd.read_csv(pipeline / "evaluate" / "table2.csv")["method_label"].tolist()
+    assert labels == ["Source only", "PA-CC (ORACLE)", "AG-CC (ORACLE)"]
+    md = (pipeline / "evaluate" / "table2.md").read_text()
+    assert "AG-CC (ORACLE) − PA-CC (ORACLE)" in md and "AG-CC (ORACLE) − Source only" in md
+    ckpt = torch.load(pipeline / "train" / "corp_a_to_corp_b" / "ag_cc_ORACLE" / "seed1" /
+                      "model.pt", weights_only=True)  # fmt: skip
+    assert ckpt["meta"]["oracle"] is True
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input
+
+
+def _load(root: Path, name: str = "corp_a", skips: SkipReport | None = None) -> object:
+    """load_corpus on one fake corpus."""
+    from agcc.train import load_corpus
+
+    return load_corpus(name, root / "features" / name, root / "prepared" / name / "manifest.csv",
+                       root / "segments" / name, root / "cluster", K, EMOTIONS,
+                       skips or SkipReport("train"))  # fmt: skip
+
+
+def _rewrite_features(root: Path, edit: object) -> None:
+    """Apply edit(utt_ids, frames list) to corp_a's features and write them back."""
+    with np.load(root / "features" / "corp_a" / "features.npz") as z:
+        ids, off, frames = list(z["utt_id"]), z["offsets"], z["frames"].astype("f4")
+    chunks = [frames[off[i] : off[i + 1]] for i in range(len(ids))]
+    ids, chunks = edit(ids, chunks)
+    write_features(root / "features" / "corp_a", ids, chunks)
+
+
+def test_segments_are_frame_ranges_of_their_utterance(pipeline: Path) -> None:
+    data, meta = _load(pipeline)
+    s = data.segments
+    assert meta["frame_rate"] == RATE and len(s.seg_id) == 3 * len(data.utt_ids)
+    assert (s.lo < s.hi).all() and (s.hi <= data.length[s.row]).all()
+    table = pd.read_csv(pipeline / "segments" / "corp_a" / "segments.csv").set_index("seg_id")
+    first = table.loc[s.seg_id[0]]
+    assert s.lo[0] == round(first["seg_start"] * RATE) and s.hi[0] == round(first["seg_end"] * RATE)
+    assert data.utt_ids[s.row[0]] == first["utt_id"]
+
+
+def test_utterance_without_features_is_skipped_and_counted(pipeline: Path) -> None:
+    _rewrite_features(pipeline, lambda ids, ch: (ids[1:], ch[1:]))
+    skips = SkipReport("train")
+    data, _ = _load(pipeline, skips=skips)
+    assert skips.n_skipped == 1 and skips.skips[0].item == "corp_a_train_neutral_0"
+    assert "features.npz" in skips.skips[0].path
+    assert "corp_a_train_neutral_0" not in data.utt_ids
+    assert len(data.segments.seg_id) == 3 * len(data.utt_ids)  # its segments went with it
+
+
+def test_segment_utterances_mostly_without_features_fail_before_training(pipeline: Path) -> None:
+    _rewrite_features(pipeline, lambda ids, ch: (ids[:5], ch[:5]))
+    with pytest.raises(TooManySkipsError, match="no features"):
+        _run_train(pipeline)
+    assert not (pipeline / "train" / "runs.csv").exists()
+
+
+def _run_train(root: Path) -> None:
+    """train.run on the fake pipeline with the tiny params."""
+    from agcc import train
+
+    p = load_params(write_params(root))
+    inputs = train.Inputs(root / "features", root / "segments", root / "prepared", root / "cluster")
+    train.run(inputs, p.train, p.base, p.analyze.common_threshold, root / "train")
+
+
+def test_nan_features_name_the_file_and_utterance(pipeline: Path) -> None:
+    def poison(ids: list, ch: list) -> tuple[list, list]:
+        ch[3][2, 1] = np.nan
+        return ids, ch
+
+    _rewrite_features(pipeline, poison)
+    with pytest.raises(ValueError, match=r"features\.npz: utterance 'corp_a_train_neutral_3'"):
+        _load(pipeline)
+
+
+def test_segments_of_utterances_not_in_the_manifest_are_stale(pipeline: Path) -> None:
+    path = pipeline / "prepared" / "corp_a" / "manifest.csv"
+    manifest = pd.read_csv(path, keep_default_na=False)
+    drop = (manifest["split"] == "train") & (manifest["emotion"] == "sadness")
+    manifest[~drop].to_csv(path, index=False)
+    seg = pd.read_csv(pipeline / "segments" / "corp_a" / "segments.csv")
+    assert seg["utt_id"].isin(manifest.loc[drop, "utt_id"]).any()  # their segments are stale
+    with pytest.raises(ValueError, match="not in the manifest"):
+        _load(pipeline)
+
+
+def test_class_missing_from_source_training_split_is_named(pipeline: Path) -> None:
+    from agcc.train import check_direction
+
+    src, _ = _load(pipeline)
+    tgt, _ = _load(pipeline, "corp_b")
+    src.labels = np.where((src.splits == "train") & (src.labels == 3), 0, src.labels)
+    with pytest.raises(ValueError, match=r"'corp_a'.*train split has no utterances.*sadness"):
+        check_direction(src, tgt, ("ag_cc",), EMOTIONS)
+    check_direction(src, tgt, ("upper_bound",), EMOTIONS)  # trains on corp_b only: fine
+
+
+def test_direction_naming_an_unknown_corpus_is_a_params_error(tmp_path: Path) -> None:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["train"]["directions"] = [["demo_crema", "msp_podcast"]]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamsError, match="unknown corpora.*msp_podcast"):
+        load_params(path)
+
+
+def test_missing_checkpoint_and_features_are_clear_errors(pipeline: Path) -> None:
+    from agcc.train import load_checkpoint, read_features
+
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.pt: no such checkpoint"):
+        load_checkpoint(pipeline / "nowhere.pt")
+    with pytest.raises(FileNotFoundError, match="run the features stage"):
+        read_features(pipeline / "features" / "corp_c")
