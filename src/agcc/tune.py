@@ -177,6 +177,7 @@ class TuneContext:
     seeds: tuple[int, ...]
     n_classes: int
     n_total: int = 0  # counted trials the study reaches
+    storage: Any = None  # the study's RDBStorage (its engine serves the cross-worker lock)
     stats: tuple[torch.Tensor, torch.Tensor] | None = None
     per_k: dict[int, tuple[train.CorpusData, train.CorpusData, dict]] = field(default_factory=dict)
 
@@ -298,10 +299,13 @@ def run_trial(study: Any, ctx: TuneContext, tp: TuneParams, stage: tracking.Stag
     import optuna
     from optuna.trial import TrialState
 
-    with study_lock(study._storage, study.study_name):
+    with study_lock(ctx.storage, study.study_name):
         if counted(study) >= ctx.n_total:
             return None
         trial = study.ask()
+    # one seeded TPE per trial number: a resumed study or a second worker does not replay the
+    # first one's random draws, and a trial's draw depends on the seed, its number and history
+    study.sampler = optuna.samplers.TPESampler(seed=tp.seed + trial.number)
     values = suggest(trial, tp)
     name = f"trial {trial.number}"
     try:
@@ -314,7 +318,7 @@ def run_trial(study: Any, ctx: TuneContext, tp: TuneParams, stage: tracking.Stag
                 ch.mlflow.set_tag("state", "PRUNED")
                 log.info("%s pruned: %s (%s)", name, e, OBJECTIVE)
                 return study.tell(trial, state=TrialState.PRUNED)
-            ch.log_metrics({"dev_uar": value})
+            ch.log_metrics({"dev_uar_mean": value})
             ch.mlflow.set_tag("state", "COMPLETE")
     except Exception:  # a broken trial is recorded FAILED and the study goes on
         log.exception("%s failed with %s; recorded as FAILED, the study goes on", name, values)
@@ -442,7 +446,7 @@ def run(
             }
         )
         ctx = load_context(inputs, p, out_dir, st.skips)
-        ctx.n_total = n_trials or tp.n_trials
+        ctx.n_total, ctx.storage = n_trials or tp.n_trials, storage
         train.configure_threads(ctx.device)
         log.info("study %r in %s: %d of %d trials counted; %s", tp.study_name,
                  _safe_url(tp.storage), counted(study), ctx.n_total, OBJECTIVE)  # fmt: skip
