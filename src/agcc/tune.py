@@ -361,6 +361,17 @@ def exp_run_command(best: dict) -> str:
     return "dvc exp run " + " ".join(f"-S {k}={v}" for k, v in text.items())
 
 
+def _no_importances(study: Any) -> Any:
+    """A placeholder axes: importances need at least 2 complete trials."""
+    from matplotlib.figure import Figure
+
+    ax = Figure(figsize=(6, 2)).add_subplot()
+    ax.text(0.5, 0.5, f"study {study.study_name!r}: parameter importances need >= 2 complete "
+            "trials", ha="center", va="center", wrap=True)  # fmt: skip
+    ax.set_axis_off()
+    return ax
+
+
 def save_plots(study: Any, out_dir: Path, stage: tracking.StageRun) -> list[Path]:
     """Optuna's optimisation history and parameter importances (>= 2 complete trials)."""
     import matplotlib
@@ -373,14 +384,18 @@ def save_plots(study: Any, out_dir: Path, stage: tracking.StageRun) -> list[Path
     if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) >= 2:
         plots["param_importances.png"] = ovm.plot_param_importances
     else:
-        log.info("fewer than 2 complete trials: no parameter importances plot")
+        log.info("fewer than 2 complete trials: param_importances.png says so instead of a plot")
+        plots["param_importances.png"] = _no_importances
     paths = []
     for name, plot in plots.items():
         ax = plot(study)
         fig = ax.figure
         fig.suptitle(OBJECTIVE, fontsize=8)
         fig.savefig(out_dir / name, dpi=100, bbox_inches="tight")
-        matplotlib.pyplot.close(fig)
+        if hasattr(fig, "number"):  # a pyplot figure (Optuna's plots): release it
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
         stage.log_artifact(out_dir / name)
         paths.append(out_dir / name)
     return paths
