@@ -25,6 +25,7 @@ import dataclasses
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 OBJECTIVE = "objective = UAR on the target DEV split (disjoint from test)"
 #: Study user attribute holding the search space the study was created with.
 SPACE_ATTR = "agcc_search_space"
+#: Tries to open the storage when workers race to create its tables.
+STORAGE_ATTEMPTS = 5
 #: Keys of ``params.yaml`` each searched value is applied to.
 PARAM_KEYS = {"gamma": "train.gamma", "alpha": "train.alpha", "beta": "train.beta",
               "k": "cluster.k"}  # fmt: skip
@@ -74,19 +77,33 @@ def _safe_url(url: str) -> str:
 def open_storage(url: str) -> Any:
     """An Optuna RDB storage at ``url``; unreachable or malformed URLs are a :class:`TuneError`."""
     import optuna
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-    except (SQLAlchemyError, ImportError, ValueError, OSError) as e:
-        raise TuneError(
-            f"tune.storage {_safe_url(url)!r} cannot be reached: {type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else e!r}. Check the URL in params.yaml (e.g. "
-            "sqlite:///data/tune/optuna.db or postgresql://user@host:5432/db) and that the "
-            "server is up"
-        ) from e
+    for attempt in range(STORAGE_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        except (IntegrityError, OperationalError) as e:
+            # workers opening a fresh database together race to create Optuna's tables
+            if attempt + 1 < STORAGE_ATTEMPTS and (isinstance(e, IntegrityError) or any(
+                    w in str(e) for w in ("locked", "already exists"))):  # fmt: skip
+                time.sleep(1.0 + attempt)
+                continue
+            raise _unreachable(url, e) from e
+        except (SQLAlchemyError, ImportError, ValueError, OSError) as e:
+            raise _unreachable(url, e) from e
+    raise AssertionError(f"{STORAGE_ATTEMPTS} attempts neither returned nor raised")
+
+
+def _unreachable(url: str, e: Exception) -> TuneError:
+    """The error for a storage URL that cannot be opened."""
+    return TuneError(
+        f"tune.storage {_safe_url(url)!r} cannot be reached: {type(e).__name__}: "
+        f"{str(e).splitlines()[0] if str(e) else e!r}. Check the URL in params.yaml (e.g. "
+        "sqlite:///data/tune/optuna.db or postgresql://user@host:5432/db) and that the "
+        "server is up"
+    )
 
 
 def search_space(tp: TuneParams, direction: tuple[str, str], max_epochs: int) -> dict:
