@@ -115,6 +115,23 @@ def _cmd_train(args: argparse.Namespace) -> None:
     train.run(inputs, p.train, p.base, p.analyze.common_threshold, Path(args.out), metrics)
 
 
+def _cmd_tune(args: argparse.Namespace) -> None:
+    """Optuna study over gamma, alpha, beta and k; objective = UAR on the target DEV split."""
+    from agcc import train, tune
+
+    p = load_params(args.params)
+    if args.storage or args.study_name:
+        update = {"storage": args.storage or p.tune.storage,
+                  "study_name": args.study_name or p.tune.study_name}  # fmt: skip
+        p = p.model_copy(update={"tune": p.tune.model_copy(update=update)})
+    inputs = train.Inputs(
+        Path(args.features_root), Path(args.segments_root), Path(args.prepared_root),
+        Path(args.clusters),
+    )  # fmt: skip
+    metrics = Path(args.metrics) if args.metrics else None
+    tune.run(inputs, p, Path(args.out), args.n_trials, args.worker, metrics)
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     """Write the paper's Table II (UARs, binary UARs, bootstrap CIs) from the train outputs."""
     from agcc import evaluate
@@ -190,6 +207,21 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--clusters", required=True, help="output folder of the cluster stage")
     sp.add_argument("--out", required=True)
     sp.add_argument("--metrics", help="write the stage's summary metrics as JSON here")
+    sp = add("tune", _cmd_tune, "Optuna study: gamma, alpha, beta, k on the target DEV split")
+    sp.add_argument("--features-root", required=True, help="one features folder per corpus")
+    sp.add_argument("--segments-root", required=True, help="one segments folder per corpus")
+    sp.add_argument("--prepared-root", required=True, help="one manifest folder per corpus")
+    sp.add_argument("--clusters", required=True, help="output folder of the cluster stage")
+    sp.add_argument("--out", required=True, help="best_params.yaml, plots, per-k assignments")
+    sp.add_argument("--metrics", help="write the study's summary metrics as JSON here")
+    sp.add_argument("--n-trials", type=int, help="finished trials to reach (default tune.n_trials)")
+    sp.add_argument(
+        "--worker",
+        action="store_true",
+        help="only run trials of the shared study (start several, on any machine)",
+    )
+    sp.add_argument("--storage", help="RDB URL overriding tune.storage")
+    sp.add_argument("--study-name", help="overrides tune.study_name")
     sp = add("evaluate", _cmd_evaluate, "train outputs -> Table II (UAR, binary UAR, CIs)")
     sp.add_argument("--train", required=True, help="output folder of the train stage")
     sp.add_argument("--out", required=True)

@@ -253,6 +253,43 @@ class EvaluateParams(Section):
     ci: float = Field(0.95, gt=0.5, lt=1.0)
 
 
+class TuneParams(Section):
+    """Optuna search over ag_cc's gamma, alpha, beta and the AG model's k (METHOD.md section 9).
+
+    The objective is the UAR on the labelled target DEV split (disjoint from test), mean over
+    ``seeds``; k picks among the cached elbow-sweep models of the cluster stage.
+    """
+
+    method: Literal["ag_cc"] = "ag_cc"
+    direction: tuple[str, str] | None = None  # [source, target]; None = first train.directions
+    study_name: str = Field("agcc-ag_cc", min_length=1)
+    storage: str = Field("sqlite:///data/tune/optuna.db", min_length=1)  # any RDB URL
+    n_trials: int = Field(20, ge=1)  # finished trials the study reaches (all workers together)
+    seed: int = 13  # TPE sampler seed
+    seeds: tuple[int, ...] = (1,)  # training seeds per trial
+    max_epochs: int | None = Field(None, ge=1)  # None = train.max_epochs
+    gamma: tuple[float, float] = (0.1, 3.0)
+    alpha: tuple[float, float] = (0.05, 1.0)
+    beta: tuple[float, float] = (0.0, 1.0)
+    k: tuple[int, ...] = (8, 10, 12, 15)
+    pruner_startup_trials: int = Field(5, ge=0)  # MedianPruner: trials before pruning starts
+    pruner_warmup_epochs: int = Field(2, ge=0)  # MedianPruner: epochs before a trial can be pruned
+
+    @field_validator("gamma", "alpha", "beta")
+    @classmethod
+    def _range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 <= v[0] <= v[1]:
+            raise ValueError(f"a range must be [low, high] with 0 <= low <= high, got {list(v)}")
+        return v
+
+    @field_validator("k", "seeds")
+    @classmethod
+    def _distinct(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError(f"must be a non-empty list of distinct ints, got {list(v)}")
+        return v
+
+
 class Params(Section):
     """The whole ``params.yaml``."""
 
@@ -268,6 +305,7 @@ class Params(Section):
     features: FeatureParams = FeatureParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
+    tune: TuneParams = TuneParams()
 
     @model_validator(mode="after")
     def _directions_name_corpora(self) -> Params:
@@ -279,6 +317,27 @@ class Params(Section):
                     f"params.yaml corpora are {sorted(self.corpora)}"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _tune_fits(self) -> Params:
+        cached = set(self.cluster.k_grid) | ({self.cluster.k} if self.cluster.k else set())
+        stray = sorted(set(self.tune.k) - cached)
+        if stray:
+            raise ValueError(
+                f"tune.k {stray} have no cached AG model; choose from cluster.k_grid and "
+                f"cluster.k {sorted(cached)}"
+            )
+        d = self.tune.direction
+        if d is not None and tuple(d) not in {tuple(x) for x in self.train.directions}:
+            raise ValueError(
+                f"tune.direction {list(d)} is not one of train.directions "
+                f"{[list(x) for x in self.train.directions]}"
+            )
+        return self
+
+    def tune_direction(self) -> tuple[str, str]:
+        """The [source, target] pair tuning trains on: ``tune.direction`` or the first one."""
+        return tuple(self.tune.direction or self.train.directions[0])
 
     @field_validator("corpora")
     @classmethod

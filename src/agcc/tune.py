@@ -1,0 +1,489 @@
+"""``agcc tune``: an Optuna study over ag_cc's gamma, alpha, beta and the AG model's k.
+
+objective = UAR on the target DEV split (disjoint from test): each trial trains ``ag_cc`` in
+``tune.direction`` with the train stage's own code (:func:`agcc.train.fit`, model init, input
+statistics and anchoring), once per ``tune.seeds``, and returns the mean over seeds of the
+target dev UAR of the model the pipeline would keep (early stopping on the SOURCE val UAR, as in
+``train``). The per-epoch target dev UAR is reported to a seeded median pruner. k picks among
+the models the cluster stage cached (``models/k??.npz``), so no trial re-clusters: the segments
+are assigned to another k's centroids once per k and cached in ``assignments_k??.csv``.
+
+Storage is an RDB URL (SQLite file by default, PostgreSQL for several machines). The study
+resumes: ``tune.n_trials`` is the number of finished trials the study reaches, counted over all
+workers; a count-and-create lock (a file lock for SQLite, an advisory lock for PostgreSQL) keeps
+several workers from overshooting it. A trial that raises is recorded FAILED and counts; a
+trial cut by Ctrl-C is recorded FAILED, marked ``interrupted`` and does not count.
+
+Outputs in ``out_dir`` (main run, not ``--worker``): best_params.yaml (``dvc exp run -S``
+keys), best_params.txt (the ready command), best.json, trials.csv, optimization_history.png and
+param_importances.png; every trial is a nested MLflow run under the process's ``tune`` run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from agcc import tracking, train
+from agcc.cluster import assign, load_corpora, load_model, resolve_device, write_assignments
+from agcc.evaluate import uar
+from agcc.models import SERModel
+from agcc.params import Params, TrainParams, TuneParams
+
+log = logging.getLogger(__name__)
+
+OBJECTIVE = "objective = UAR on the target DEV split (disjoint from test)"
+#: Study user attribute holding the search space the study was created with.
+SPACE_ATTR = "agcc_search_space"
+#: Tries to open the storage when workers race to create its tables.
+STORAGE_ATTEMPTS = 5
+#: Keys of ``params.yaml`` each searched value is applied to.
+PARAM_KEYS = {"gamma": "train.gamma", "alpha": "train.alpha", "beta": "train.beta",
+              "k": "cluster.k"}  # fmt: skip
+
+
+class TuneError(ValueError):
+    """The study cannot be opened or continued (bad storage, another search space, bad split)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Storage and study
+
+
+def _safe_url(url: str) -> str:
+    """The URL with any password masked."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def open_storage(url: str) -> Any:
+    """An Optuna RDB storage at ``url``; unreachable or malformed URLs are a :class:`TuneError`."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(STORAGE_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        except (IntegrityError, OperationalError) as e:
+            # workers opening a fresh database together race to create Optuna's tables
+            if attempt + 1 < STORAGE_ATTEMPTS and (isinstance(e, IntegrityError) or any(
+                    w in str(e) for w in ("locked", "already exists"))):  # fmt: skip
+                time.sleep(1.0 + attempt)
+                continue
+            raise _unreachable(url, e) from e
+        except (SQLAlchemyError, ImportError, ValueError, OSError) as e:
+            raise _unreachable(url, e) from e
+    raise AssertionError(f"{STORAGE_ATTEMPTS} attempts neither returned nor raised")
+
+
+def _unreachable(url: str, e: Exception) -> TuneError:
+    """The error for a storage URL that cannot be opened."""
+    return TuneError(
+        f"tune.storage {_safe_url(url)!r} cannot be reached: {type(e).__name__}: "
+        f"{str(e).splitlines()[0] if str(e) else e!r}. Check the URL in params.yaml (e.g. "
+        "sqlite:///data/tune/optuna.db or postgresql://user@host:5432/db) and that the "
+        "server is up"
+    )
+
+
+def search_space(tp: TuneParams, direction: tuple[str, str], max_epochs: int) -> dict:
+    """What makes two studies' values comparable: ranges, k choices and the objective's setup."""
+    return {
+        "gamma": list(tp.gamma), "alpha": list(tp.alpha), "beta": list(tp.beta),
+        "k": sorted(tp.k), "method": tp.method, "direction": list(direction),
+        "seeds": list(tp.seeds), "max_epochs": max_epochs, "objective": OBJECTIVE,
+    }  # fmt: skip
+
+
+def open_study(tp: TuneParams, storage: Any, space: dict) -> Any:
+    """Create or load the study (seeded TPE, median pruner); refuse another search space."""
+    import optuna
+
+    sampler = optuna.samplers.TPESampler(seed=tp.seed)
+    pruner = optuna.pruners.MedianPruner(
+        n_startup_trials=tp.pruner_startup_trials, n_warmup_steps=tp.pruner_warmup_epochs
+    )
+    study = optuna.create_study(storage=storage, study_name=tp.study_name, sampler=sampler,
+                                pruner=pruner, direction="maximize",
+                                load_if_exists=True)  # fmt: skip
+    stored = study.user_attrs.get(SPACE_ATTR)
+    if stored is None:
+        study.set_user_attr(SPACE_ATTR, space)
+        study.set_user_attr("objective", OBJECTIVE)
+    elif stored != space:
+        diff = sorted(k for k in set(stored) | set(space) if stored.get(k) != space.get(k))
+        raise TuneError(
+            f"study {tp.study_name!r} in {_safe_url(storage.url)} was created with another "
+            f"search space (differs in {diff}): stored {json.dumps(stored)}, params.yaml "
+            f"{json.dumps(space)}. Set a new tune.study_name or restore the old tune section"
+        )
+    return study
+
+
+@contextmanager
+def study_lock(storage: Any, study_name: str) -> Iterator[None]:
+    """Serialise count-and-create across workers: a file lock (SQLite) or an advisory lock."""
+    from sqlalchemy import text
+
+    url = storage.engine.url
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        import fcntl
+
+        with open(f"{url.database}.{study_name}.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+    elif url.get_backend_name() == "postgresql":
+        key = int.from_bytes(study_name.encode()[:7].ljust(7, b"\0"), "big")
+        with storage.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+    else:
+        log.warning("no cross-worker lock for %s; several workers may overshoot n_trials",
+                    url.get_backend_name())  # fmt: skip
+        yield
+
+
+def counted(study: Any) -> int:
+    """Trials that count towards n_trials: finished or running, not interrupted ones."""
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if not (t.state.name == "FAIL" and t.user_attrs.get("interrupted")))  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: the direction's corpora once, cluster labels per k
+
+
+@dataclass
+class TuneContext:
+    """What every trial shares: the corpora (labels of the stage's k), models per k, device."""
+
+    src: train.CorpusData
+    tgt: train.CorpusData
+    tp: TrainParams
+    inputs: train.Inputs
+    out_dir: Path
+    common_threshold: float
+    base_k: int
+    device: torch.device
+    seeds: tuple[int, ...]
+    n_classes: int
+    n_total: int = 0  # counted trials the study reaches
+    storage: Any = None  # the study's RDBStorage (its engine serves the cross-worker lock)
+    stats: tuple[torch.Tensor, torch.Tensor] | None = None
+    per_k: dict[int, tuple[train.CorpusData, train.CorpusData, dict]] = field(default_factory=dict)
+
+
+def _assignments_path(ctx: TuneContext, k: int) -> Path:
+    """Assignments of the direction's segments to the cached model of k (cached once per k)."""
+    if k == ctx.base_k:
+        return ctx.inputs.cluster_dir / "assignments.csv"
+    path = ctx.out_dir / f"assignments_k{k:02d}.csv"
+    if path.is_file():
+        return path
+    model = load_model(ctx.inputs.cluster_dir / "models" / f"k{k:02d}.npz")
+    table, series = load_corpora([ctx.inputs.segments_root / c.name for c in (ctx.src, ctx.tgt)])
+    log.info("k=%d: assigning %d segments to the cached model's centroids", k, len(series))
+    labels = assign(series, model.centroids, model.gamma, resolve_device("auto"))
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    write_assignments(table, labels, tmp)
+    tmp.replace(path)  # atomic: concurrent workers never read half a file
+    return path
+
+
+def _relabel(data: train.CorpusData, assigned: pd.DataFrame) -> train.CorpusData:
+    """A copy of ``data`` whose segments carry the cluster ids of ``assigned``."""
+    part = assigned[assigned["corpus"] == data.name].set_index("seg_id")["cluster"]
+    cluster = part.reindex(data.segments.seg_id).to_numpy()
+    if np.isnan(cluster.astype(float)).any():
+        raise TuneError(f"assignments for corpus {data.name!r} miss segments; re-run cluster")
+    segs = dataclasses.replace(data.segments, cluster=cluster.astype(np.int64))
+    return dataclasses.replace(data, segments=segs)
+
+
+def corpora_for_k(ctx: TuneContext, k: int) -> tuple[train.CorpusData, train.CorpusData, dict]:
+    """Source and target with the clusters of k, and the AG dict of that k's cached model."""
+    if k not in ctx.per_k:
+        path = ctx.inputs.cluster_dir / ("model.npz" if k == ctx.base_k else f"models/k{k:02d}.npz")
+        model = load_model(path)
+        if model.k != k:
+            raise TuneError(f"{path}: holds a model with k={model.k}, expected k={k}")
+        assigned = pd.read_csv(_assignments_path(ctx, k), keep_default_na=False)
+        src, tgt = (_relabel(d, assigned) for d in (ctx.src, ctx.tgt))
+        ag = {"k": k, "distance": model.distance, "gamma": model.gamma,
+              "common_threshold": ctx.common_threshold}  # fmt: skip
+        ctx.per_k[k] = (src, tgt, ag)
+    return ctx.per_k[k]
+
+
+def load_context(inputs: train.Inputs, p: Params, out_dir: Path, skips: Any) -> TuneContext:
+    """Load the direction's corpora with the train stage's loader; check the target dev split."""
+    source, target = p.tune_direction()
+    epochs = p.tune.max_epochs or p.train.max_epochs
+    tp = p.train.model_copy(update={"methods": ("ag_cc",), "directions": ((source, target),),
+                                    "max_epochs": epochs})  # fmt: skip
+    data, ag = train.load_inputs(inputs, tp, p.base, skips, p.analyze.common_threshold)
+    tgt = data[target]
+    dev = tgt.rows("dev")
+    if not len(dev) or len(np.unique(tgt.labels[dev])) < 2:
+        raise TuneError(
+            f"corpus {target!r} ({tgt.manifest_path}): the target dev split has "
+            f"{len(dev)} utterances with features and {len(np.unique(tgt.labels[dev]))} "
+            "emotions; tuning needs a labelled dev split (prepare.split_fractions.dev)"
+        )
+    device = train.resolve_device(tp.device)
+    return TuneContext(data[source], tgt, tp, inputs, out_dir, p.analyze.common_threshold,
+                       ag["k"], device, p.tune.seeds, len(p.base.emotions))  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Objective
+
+
+def dev_uar(model: SERModel, tgt: train.CorpusData, batch_size: int) -> float:
+    """UAR of ``model`` on the target DEV split (never the test split)."""
+    dev = tgt.rows("dev")
+    probs = train.predict(model, tgt, dev, batch_size)
+    return uar(tgt.labels[dev], probs.argmax(axis=1), model.config.n_classes)
+
+
+def train_trial(ctx: TuneContext, values: dict, trial: Any, child: tracking.StageRun) -> float:
+    """Train ag_cc with the trial's values once per seed; mean target dev UAR (pruned early)."""
+    import optuna
+
+    tp = ctx.tp.model_copy(update={k: values[k] for k in ("gamma", "alpha", "beta")})
+    src, tgt, ag = corpora_for_k(ctx, values["k"])
+    anchoring = train.method_anchoring("ag_cc", src, tgt, ag, tp, ctx.device)
+    if ctx.stats is None:
+        ctx.stats = train.input_stats(src, src.rows("train"))
+    config = train.model_config(tp, src.frames.shape[1:], ctx.n_classes)
+    scores = []
+    for i, seed in enumerate(ctx.seeds):
+        torch.manual_seed(seed)
+        model = SERModel(config).to(ctx.device)
+        model.set_input_stats(*(t.to(ctx.device) for t in ctx.stats))
+
+        def on_epoch(stats: dict[str, float], epoch: int, model: SERModel = model,
+                     offset: int = i * tp.max_epochs) -> None:  # fmt: skip
+            """Report the epoch's target dev UAR; stop the trial when the pruner says so."""
+            stats["dev_uar"] = dev_uar(model, tgt, 2 * tp.batch_size)
+            child.log_step(stats, offset + epoch)
+            trial.report(stats["dev_uar"], offset + epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"dev UAR {stats['dev_uar']:.4f} at epoch {epoch}")
+
+        result = train.fit(model, src, tgt, anchoring, tp, seed, on_epoch)
+        scores.append(dev_uar(model, tgt, 2 * tp.batch_size))
+        child.log_metrics({f"dev_uar.seed{seed}": scores[-1], f"best_epoch.seed{seed}":
+                           result.best_epoch})  # fmt: skip
+    return float(np.mean(scores))
+
+
+def suggest(trial: Any, tp: TuneParams) -> dict:
+    """The trial's gamma, alpha, beta (uniform in their ranges) and k (one of ``tune.k``)."""
+    values = {name: trial.suggest_float(name, *getattr(tp, name))
+              for name in ("gamma", "alpha", "beta")}  # fmt: skip
+    return values | {"k": trial.suggest_categorical("k", sorted(tp.k))}
+
+
+def run_trial(study: Any, ctx: TuneContext, tp: TuneParams, stage: tracking.StageRun) -> Any:
+    """Ask, train and tell one trial as a nested MLflow run; returns its frozen trial."""
+    import optuna
+    from optuna.trial import TrialState
+
+    with study_lock(ctx.storage, study.study_name):
+        if counted(study) >= ctx.n_total:
+            return None
+        trial = study.ask()
+    # one seeded TPE per trial number: a resumed study or a second worker does not replay the
+    # first one's random draws, and a trial's draw depends on the seed, its number and history
+    study.sampler = optuna.samplers.TPESampler(seed=tp.seed + trial.number)
+    values = suggest(trial, tp)
+    name = f"trial {trial.number}"
+    try:
+        with stage.child(name, values | {"trial": trial.number, "study": study.study_name}) as ch:
+            ch.mlflow.set_tags({"optuna.study": study.study_name, "optuna.trial": trial.number,
+                                "objective": OBJECTIVE})  # fmt: skip
+            try:
+                value = train_trial(ctx, values, trial, ch)
+            except optuna.TrialPruned as e:
+                ch.mlflow.set_tag("state", "PRUNED")
+                log.info("%s pruned: %s (%s)", name, e, OBJECTIVE)
+                return study.tell(trial, state=TrialState.PRUNED)
+            ch.log_metrics({"dev_uar_mean": value})
+            ch.mlflow.set_tag("state", "COMPLETE")
+    except Exception:  # a broken trial is recorded FAILED and the study goes on
+        log.exception("%s failed with %s; recorded as FAILED, the study goes on", name, values)
+        return study.tell(trial, state=TrialState.FAIL)
+    except BaseException:  # Ctrl-C: not the trial's fault, does not count towards n_trials
+        trial.set_user_attr("interrupted", True)
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    log.info("%s: dev UAR %.4f with %s (%s)", name, value, values, OBJECTIVE)
+    return study.tell(trial, value)
+
+
+def optimize(study: Any, ctx: TuneContext, tp: TuneParams, stage: tracking.StageRun) -> int:
+    """Run trials until the study holds ``ctx.n_total`` counted trials; returns how many ran."""
+    from tqdm import tqdm
+
+    n = 0
+    with tqdm(total=ctx.n_total, initial=counted(study), desc="tune trials") as bar:
+        while run_trial(study, ctx, tp, stage) is not None:
+            n += 1
+            bar.update(1)
+    return n
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs
+
+
+def best_params_yaml(best: dict, value: float, study_name: str, number: int) -> str:
+    """best_params.yaml: ``<params.yaml key>: value`` lines for ``dvc exp run -S``."""
+    head = (f"# {OBJECTIVE}\n# study {study_name!r}, best trial {number}: target dev UAR "
+            f"{value:.4f}\n")  # fmt: skip
+    lines = {PARAM_KEYS[k]: (round(float(v), 6) if k != "k" else int(v)) for k, v in best.items()}
+    return head + yaml.safe_dump(lines, sort_keys=False)
+
+
+def exp_run_command(best: dict) -> str:
+    """The ``dvc exp run -S key=value ...`` command applying the best parameters."""
+    text = yaml.safe_load(best_params_yaml(best, 0.0, "", 0))
+    return "dvc exp run " + " ".join(f"-S {k}={v}" for k, v in text.items())
+
+
+def _no_importances(study: Any) -> Any:
+    """A placeholder axes: importances need at least 2 complete trials."""
+    from matplotlib.figure import Figure
+
+    ax = Figure(figsize=(6, 2)).add_subplot()
+    ax.text(0.5, 0.5, f"study {study.study_name!r}: parameter importances need >= 2 complete "
+            "trials", ha="center", va="center", wrap=True)  # fmt: skip
+    ax.set_axis_off()
+    return ax
+
+
+def save_plots(study: Any, out_dir: Path, stage: tracking.StageRun) -> list[Path]:
+    """Optuna's optimisation history and parameter importances (>= 2 complete trials)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from optuna.trial import TrialState
+    from optuna.visualization import matplotlib as ovm
+
+    plots = {"optimization_history.png": ovm.plot_optimization_history}
+    if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) >= 2:
+        plots["param_importances.png"] = ovm.plot_param_importances
+    else:
+        log.info("fewer than 2 complete trials: param_importances.png says so instead of a plot")
+        plots["param_importances.png"] = _no_importances
+    paths = []
+    for name, plot in plots.items():
+        ax = plot(study)
+        fig = ax.figure
+        fig.suptitle(OBJECTIVE, fontsize=8)
+        fig.savefig(out_dir / name, dpi=100, bbox_inches="tight")
+        if hasattr(fig, "number"):  # a pyplot figure (Optuna's plots): release it
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+        stage.log_artifact(out_dir / name)
+        paths.append(out_dir / name)
+    return paths
+
+
+def write_outputs(study: Any, out_dir: Path, stage: tracking.StageRun) -> dict[str, float]:
+    """best_params.yaml/.txt, best.json, trials.csv and the plots; the stage's metrics."""
+    from optuna.trial import TrialState
+
+    states = pd.Series([t.state.name for t in study.get_trials(deepcopy=False)])
+    metrics = {f"n_{s.lower()}": int((states == s).sum()) for s in ("COMPLETE", "PRUNED", "FAIL")}
+    study.trials_dataframe().to_csv(out_dir / "trials.csv", index=False)
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        raise TuneError(f"study {study.study_name!r} has no complete trial; see the log")
+    best = study.best_trial
+    (out_dir / "best_params.yaml").write_text(
+        best_params_yaml(best.params, best.value, study.study_name, best.number)
+    )
+    (out_dir / "best_params.txt").write_text(
+        f"# {OBJECTIVE}\n# best trial {best.number}: target dev UAR {best.value:.4f}\n"
+        f"{exp_run_command(best.params)}\ndvc repro\n")  # fmt: skip
+    metrics |= {"best_dev_uar": round(float(best.value), 6), "best_trial": best.number}
+    (out_dir / "best.json").write_text(
+        json.dumps(metrics | {"objective": OBJECTIVE, "best_params": best.params}, indent=2) + "\n"
+    )
+    for name in ("best_params.yaml", "best_params.txt", "best.json", "trials.csv"):
+        stage.log_artifact(out_dir / name)
+    save_plots(study, out_dir, stage)
+    log.info("best trial %d: %s, dev UAR %.4f (%s); apply with: %s", best.number, best.params,
+             best.value, OBJECTIVE, exp_run_command(best.params))  # fmt: skip
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage
+
+
+def run(
+    inputs: train.Inputs, p: Params, out_dir: Path, n_trials: int | None = None,
+    worker: bool = False, metrics_path: Path | None = None,
+) -> Any:  # fmt: skip
+    """Create or resume the study, run trials until it holds n_trials, write the outputs.
+
+    A ``worker`` runs trials only (several may share one study); the main run also writes
+    best_params.yaml/.txt, trials.csv, best.json and the plots. Returns the study.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tp = p.tune
+    storage = open_storage(tp.storage)
+    direction = p.tune_direction()
+    space = search_space(tp, direction, tp.max_epochs or p.train.max_epochs)
+    study = open_study(tp, storage, space)
+    params = {"tune": tp.model_dump() | {"storage": _safe_url(tp.storage)},
+              "train": p.train.model_dump(), "worker": worker, "objective": OBJECTIVE}  # fmt: skip
+    with tracking.stage_run("tune", params=params, metrics_path=None if worker else metrics_path,
+                            max_skip_share=p.base.max_skip_share) as st:  # fmt: skip
+        st.mlflow.set_tags(
+            {
+                "optuna.study": tp.study_name,
+                "objective": OBJECTIVE,
+                "mlflow.note.content": f"Optuna study {tp.study_name!r}: {OBJECTIVE}",
+            }
+        )
+        ctx = load_context(inputs, p, out_dir, st.skips)
+        ctx.n_total, ctx.storage = n_trials or tp.n_trials, storage
+        train.configure_threads(ctx.device)
+        log.info("study %r in %s: %d of %d trials counted; %s", tp.study_name,
+                 _safe_url(tp.storage), counted(study), ctx.n_total, OBJECTIVE)  # fmt: skip
+        ran = optimize(study, ctx, tp, st)
+        st.metrics["n_run_here"] = ran
+        if not worker:
+            st.metrics |= write_outputs(study, out_dir, st)
+    return study

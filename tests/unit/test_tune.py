@@ -1,0 +1,100 @@
+"""Fast checks of ``agcc tune``: params, storage errors, search-space guard, best-params file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from agcc import tune
+from agcc.params import Params, ParamsError, TuneParams, load_params
+
+REPO = Path(__file__).resolve().parents[2]
+SPACE = tune.search_space(TuneParams(), ("demo_crema", "demo_improv"), 12)
+
+
+def _params_with(tmp_path: Path, **section: object) -> Path:
+    """The repository's params.yaml with ``tune`` keys replaced."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["tune"] |= section
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_tune_k_must_have_a_cached_model(tmp_path: Path) -> None:
+    with pytest.raises(ParamsError, match=r"tune.k \[31\] have no cached AG model"):
+        load_params(_params_with(tmp_path, k=[10, 31]))
+
+
+def test_tune_direction_must_be_a_train_direction(tmp_path: Path) -> None:
+    with pytest.raises(ParamsError, match="not one of train.directions"):
+        load_params(_params_with(tmp_path, direction=["demo_crema", "demo_crema"]))
+    p = load_params(_params_with(tmp_path, direction=None))
+    assert p.tune_direction() == tuple(p.train.directions[0])
+
+
+def test_inverted_range_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ParamsError, match=r"tune.gamma: .*low <= high"):
+        load_params(_params_with(tmp_path, gamma=[2.0, 1.0]))
+
+
+def test_unreachable_storage_names_the_url_and_hides_the_password() -> None:
+    url = "postgresql+psycopg2://agcc:secret@127.0.0.1:1/nowhere"
+    pytest.importorskip("psycopg2")
+    with pytest.raises(tune.TuneError, match=r"127.0.0.1:1/nowhere.*cannot be reached") as e:
+        tune.open_storage(url)
+    assert "secret" not in str(e.value)
+
+
+def test_malformed_storage_url_is_a_clear_error() -> None:
+    with pytest.raises(tune.TuneError, match=r"'nonsense://x' cannot be reached"):
+        tune.open_storage("nonsense://x")
+
+
+def test_existing_study_with_another_space_is_refused(tmp_path: Path) -> None:
+    storage = tune.open_storage(f"sqlite:///{tmp_path}/o.db")
+    tune.open_study(TuneParams(), storage, SPACE)
+    tune.open_study(TuneParams(), storage, SPACE)  # same space: resumes
+    other = SPACE | {"k": [8, 10]}
+    with pytest.raises(tune.TuneError, match=r"another search space \(differs in \['k'\]\)"):
+        tune.open_study(TuneParams(), storage, other)
+
+
+def test_best_params_file_holds_schema_keys_that_validate(tmp_path: Path) -> None:
+    best = {"gamma": 0.812345678, "alpha": 0.25, "beta": 0.5, "k": 12}
+    text = tune.best_params_yaml(best, 0.61234, "s", 3)
+    assert text.startswith("# objective = UAR on the target DEV split (disjoint from test)")
+    applied = yaml.safe_load(text)
+    assert applied == {"train.gamma": 0.812346, "train.alpha": 0.25, "train.beta": 0.5,
+                       "cluster.k": 12}  # fmt: skip
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    for key, value in applied.items():  # what `dvc exp run -S key=value` does to params.yaml
+        section, name = key.split(".")
+        assert name in raw[section]
+        raw[section][name] = value
+    p = Params.model_validate(raw)
+    assert (p.train.gamma, p.cluster.k) == (0.812346, 12)
+    cmd = tune.exp_run_command(best)
+    assert cmd == ("dvc exp run -S train.gamma=0.812346 -S train.alpha=0.25 "
+                   "-S train.beta=0.5 -S cluster.k=12")  # fmt: skip
+
+
+def test_interrupted_trials_do_not_count_failed_ones_do(tmp_path: Path) -> None:
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/o.db")
+    for interrupted in (False, True):
+        t = study.ask()
+        if interrupted:
+            t.set_user_attr("interrupted", True)
+        study.tell(t, state=optuna.trial.TrialState.FAIL)
+    study.tell(study.ask(), 0.5)
+    study.ask()  # running: reserves its slot
+    assert tune.counted(study) == 3
+
+
+def test_sqlite_lock_is_a_file_beside_the_database(tmp_path: Path) -> None:
+    storage = tune.open_storage(f"sqlite:///{tmp_path}/o.db")
+    with tune.study_lock(storage, "s"):
+        assert (tmp_path / "o.db.s.lock").is_file()
