@@ -8,20 +8,10 @@ are long (iː uː ɑː), AH0 is ə and AH1/AH2 is ʌ.
 
 from __future__ import annotations
 
-CREMA_SENTENCES: dict[str, str] = {
-    "IEO": "It's eleven o'clock",
-    "TIE": "That is exactly what happened",
-    "IOM": "I'm on my way to the meeting",
-    "IWW": "I wonder what this is about",
-    "TAI": "The airplane is almost full",
-    "MTI": "Maybe tomorrow it will be cold",
-    "IWL": "I would like a new alarm clock",
-    "ITH": "I think I have a doctor's appointment",
-    "DFA": "Don't forget a jacket",
-    "ITS": "I think I've seen this before",
-    "TSI": "The surface is slick",
-    "WSI": "We'll stop in a couple of minutes",
-}
+from agcc.corpora.crema_d import SENTENCES
+
+# The 12 CREMA-D sentence texts, shared with the corpus adapter (one source of truth).
+CREMA_SENTENCES: dict[str, str] = SENTENCES
 
 IMPROV_SENTENCES: dict[str, str] = {
     "S01": "We need to move the boxes soon",
