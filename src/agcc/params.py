@@ -318,15 +318,19 @@ class Params(Section):
                 )
         return self
 
-    @model_validator(mode="after")
-    def _tune_fits(self) -> Params:
+    def check_tune_k(self) -> None:
+        """Fail when a tune.k choice has no cached AG model (checked by the tune stage only,
+        so shrinking cluster.k_grid does not break the other stages)."""
         cached = set(self.cluster.k_grid) | ({self.cluster.k} if self.cluster.k else set())
         stray = sorted(set(self.tune.k) - cached)
         if stray:
-            raise ValueError(
+            raise ParamsError(
                 f"tune.k {stray} have no cached AG model; choose from cluster.k_grid and "
                 f"cluster.k {sorted(cached)}"
             )
+
+    @model_validator(mode="after")
+    def _tune_direction(self) -> Params:
         d = self.tune.direction
         if d is not None and tuple(d) not in {tuple(x) for x in self.train.directions}:
             raise ValueError(

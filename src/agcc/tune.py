@@ -459,6 +459,7 @@ def run(
     A ``worker`` runs trials only (several may share one study); the main run also writes
     best_params.yaml/.txt, trials.csv, best.json and the plots. Returns the study.
     """
+    p.check_tune_k()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tp = p.tune
