@@ -77,15 +77,16 @@ def _safe_url(url: str) -> str:
 def open_storage(url: str) -> Any:
     """An Optuna RDB storage at ``url``; unreachable or malformed URLs are a :class:`TuneError`."""
     import optuna
-    from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(STORAGE_ATTEMPTS):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-        except (IntegrityError, OperationalError) as e:
+        except (IntegrityError, OperationalError, ProgrammingError) as e:
             # workers opening a fresh database together race to create Optuna's tables
+            # (SQLite: "locked"; PostgreSQL: DuplicateTable "relation ... already exists")
             if attempt + 1 < STORAGE_ATTEMPTS and (isinstance(e, IntegrityError) or any(
                     w in str(e) for w in ("locked", "already exists"))):  # fmt: skip
                 time.sleep(1.0 + attempt)
