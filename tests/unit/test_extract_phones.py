@@ -12,6 +12,7 @@ import pytest
 
 from agcc import align as align_stage
 from agcc.align import read_textgrid, vowel_intervals
+from agcc.corpora.base import MANIFEST_COLUMNS
 from agcc.corpora.crema_d import SENTENCES
 from agcc.extract import espeak
 from agcc.extract.phones import (
@@ -179,21 +180,7 @@ def test_align_manifest_fills_oov_from_cmudict_and_names_unknown_words(tmp_path:
 @pytest.mark.slow  # the MLflow store's first set-up takes seconds
 def test_align_stage_copies_the_manifest_for_textgrid_corpora(tracked: Path) -> None:
     prepared = tracked / "prepared.csv"
-    cols = [
-        "utt_id",
-        "corpus",
-        "speaker",
-        "gender",
-        "session",
-        "sentence",
-        "emotion",
-        "split",
-        "audio",
-        "video",
-        "landmarks",
-        "textgrid",
-        "transcript",
-    ]
+    cols = list(MANIFEST_COLUMNS)
     rows = [
         [
             "u1",
