@@ -262,14 +262,7 @@ def run(
     """
     out_dir = Path(out_dir)
     params = {"source": source, "align": ap.model_dump(), "max_skip_share": base.max_skip_share}
-    with tracking.stage_run(
-        "align",
-        params=params,
-        corpus=name,
-        metrics_path=out_dir / "metrics.json",
-        skips_path=out_dir / "skips.csv",
-        max_skip_share=base.max_skip_share,
-    ) as stage:
+    with tracking.corpus_stage_run("align", name, params, out_dir, base.max_skip_share) as stage:
         frame = read_manifest(manifest)
         stage.skips.n_seen = len(frame)
         (out_dir / "textgrids").mkdir(parents=True, exist_ok=True)

@@ -573,13 +573,8 @@ def _meta(fp: FeatureParams, encoder: Encoder) -> dict[str, Any]:
 def run(name: str, manifest: Path, fp: FeatureParams, base: BaseParams, out_dir: Path) -> Stats:
     """Encode every utterance of one corpus's manifest and write the features to ``out_dir``."""
     out_dir = Path(out_dir)
-    with tracking.stage_run(
-        "features",
-        params=fp.model_dump() | {"corpus": name},
-        corpus=name,
-        metrics_path=out_dir / "metrics.json",
-        skips_path=out_dir / "skips.csv",
-        max_skip_share=base.max_skip_share,
+    with tracking.corpus_stage_run(
+        "features", name, fp.model_dump() | {"corpus": name}, out_dir, base.max_skip_share
     ) as st:
         log.info("reading manifest %s", manifest)
         frame = read_manifest(manifest)

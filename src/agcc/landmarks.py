@@ -332,13 +332,8 @@ def run(
     rows = _read_manifest(Path(manifest))
     log.info("landmarks %s: %d utterances listed in %s", name, len(rows), manifest)
     params = {"landmarks": lp.model_dump(), "max_skip_share": base.max_skip_share}
-    with tracking.stage_run(
-        "landmarks",
-        params=params,
-        corpus=name,
-        metrics_path=out_dir / "metrics.json",
-        skips_path=out_dir / "skips.csv",
-        max_skip_share=base.max_skip_share,
+    with tracking.corpus_stage_run(
+        "landmarks", name, params, out_dir, base.max_skip_share
     ) as stage:
         stage.skips.n_seen = len(rows)
         if source == "dlib":

@@ -28,14 +28,7 @@ def run(
     """Build, filter and split one corpus's manifest; write and log it; return the manifest."""
     out_dir = Path(out_dir)
     params = {"corpus": cp.model_dump(), "prepare": pp.model_dump(), "base": base.model_dump()}
-    with tracking.stage_run(
-        "prepare",
-        params=params,
-        corpus=name,
-        metrics_path=out_dir / "metrics.json",
-        skips_path=out_dir / "skips.csv",
-        max_skip_share=base.max_skip_share,
-    ) as stage:
+    with tracking.corpus_stage_run("prepare", name, params, out_dir, base.max_skip_share) as stage:
         log.info("reading corpus %s with adapter %s from %s", name, cp.adapter, cp.root)
         manifest = build_manifest(name, cp, stage.skips)
         stage.skips.n_seen = manifest.n_seen

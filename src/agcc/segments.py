@@ -177,13 +177,8 @@ def run(
     name: str, manifest: Path, mouth: Path, sp: SegmentParams, base: BaseParams, out_dir: Path
 ) -> pd.DataFrame:
     """Cut the vowel segments of one corpus and write them to ``out_dir``."""
-    with tracking.stage_run(
-        "segments",
-        params=sp.model_dump() | {"corpus": name},
-        corpus=name,
-        metrics_path=out_dir / "metrics.json",
-        skips_path=out_dir / "skips.csv",
-        max_skip_share=base.max_skip_share,
+    with tracking.corpus_stage_run(
+        "segments", name, sp.model_dump() | {"corpus": name}, out_dir, base.max_skip_share
     ) as run_:
         log.info("reading manifest %s and mouth tracks %s", manifest, mouth)
         frame = pd.read_csv(manifest, keep_default_na=False, dtype={"session": str})

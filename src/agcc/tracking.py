@@ -7,6 +7,7 @@ artifacts under ``mlruns/artifacts`` (MLflow 3 deprecates the plain file store);
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -168,6 +169,21 @@ def stage_run(
             mlflow.end_run(status="FAILED")
             log.error("%s failed; MLflow run %s marked FAILED", name, active.info.run_id)
             raise
+
+
+def corpus_stage_run(
+    stage: str, corpus: str, params: dict[str, Any], out_dir: str | Path, max_skip_share: float
+) -> contextlib.AbstractContextManager[StageRun]:
+    """stage_run for a per-corpus stage writing out_dir/metrics.json and out_dir/skips.csv."""
+    out_dir = Path(out_dir)
+    return stage_run(
+        stage,
+        params,
+        corpus=corpus,
+        metrics_path=out_dir / "metrics.json",
+        skips_path=out_dir / "skips.csv",
+        max_skip_share=max_skip_share,
+    )
 
 
 def _finish(
