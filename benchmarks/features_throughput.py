@@ -79,11 +79,18 @@ def save_model(folder: Path, kind: str) -> Path:
         config, mask = Wav2Vec2Config(), False
     else:
         config = Wav2Vec2Config(
-            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-            conv_dim=(32, 32, 32, 32), conv_stride=(5, 4, 4, 4), conv_kernel=(10, 3, 3, 2),
-            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-            feat_extract_norm="layer", do_stable_layer_norm=True,
-        )  # fmt: skip
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=37,
+            conv_dim=(32, 32, 32, 32),
+            conv_stride=(5, 4, 4, 4),
+            conv_kernel=(10, 3, 3, 2),
+            num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=2,
+            feat_extract_norm="layer",
+            do_stable_layer_norm=True,
+        )
         mask = True
     Wav2Vec2Model(config).save_pretrained(folder)
     Wav2Vec2FeatureExtractor(return_attention_mask=mask).save_pretrained(folder)
@@ -156,13 +163,20 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     frame = write_corpus(work, args.n, args.seed)
     encoder = HFEncoder(str(save_model(work / "model", args.model)), -1, torch.device(args.device))
     items = probe(frame, SkipReport("benchmark"))
-    batches = make_batches(np.array([it.seconds for it in items]), args.batch_seconds,
-                           encoder.min_fill)  # fmt: skip
+    batches = make_batches(
+        np.array([it.seconds for it in items]), args.batch_seconds, encoder.min_fill
+    )
     waves = [read_audio(it.path) for it in items]
     inputs = [encoder.inputs([waves[i] for i in b]) for b in batches]
     audio_s = sum(len(w) for w in waves) / SAMPLE_RATE
-    logger.info("%d utterances, %.1f s of audio, %d batches, %s model on %s", len(items),
-                audio_s, len(batches), args.model, args.device)  # fmt: skip
+    logger.info(
+        "%d utterances, %.1f s of audio, %d batches, %s model on %s",
+        len(items),
+        audio_s,
+        len(batches),
+        args.model,
+        args.device,
+    )
     time_bare(encoder, inputs)  # warm-up: every batch shape once (kernel selection, caches)
     bare, whole, over = [], [], []
     for r in range(args.repeats):
@@ -173,19 +187,29 @@ def run(args: argparse.Namespace, work: Path) -> dict:
             else:
                 whole.append(time_whole(encoder, frame, work / f"out{r}", args.batch_seconds))
         over.append(time_overhead(encoder, frame, work / f"stub{r}", args.batch_seconds))
-        logger.info("repeat %d: bare %.2f s, whole %.2f s, overhead %.2f s", r + 1, bare[-1],
-                    whole[-1], over[-1])  # fmt: skip
+        logger.info(
+            "repeat %d: bare %.2f s, whole %.2f s, overhead %.2f s",
+            r + 1,
+            bare[-1],
+            whole[-1],
+            over[-1],
+        )
     best_bare, best_whole, overhead = min(bare), min(whole), min(over)
     return {
-        "model": args.model, "device": args.device, "n_utts": len(items),
-        "audio_seconds": round(audio_s, 2), "n_batches": len(batches),
-        "bare_seconds": round(best_bare, 3), "whole_seconds": round(best_whole, 3),
+        "model": args.model,
+        "device": args.device,
+        "n_utts": len(items),
+        "audio_seconds": round(audio_s, 2),
+        "n_batches": len(batches),
+        "bare_seconds": round(best_bare, 3),
+        "whole_seconds": round(best_whole, 3),
         "bare_throughput": round(audio_s / best_bare, 2),
         "whole_throughput": round(audio_s / best_whole, 2),
-        "ratio": round(best_bare / best_whole, 4), "overhead_seconds": round(overhead, 3),
+        "ratio": round(best_bare / best_whole, 4),
+        "overhead_seconds": round(overhead, 3),
         "ratio_from_overhead": round(best_bare / (best_bare + overhead), 4),
         "torch_threads": torch.get_num_threads(),
-    }  # fmt: skip
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:

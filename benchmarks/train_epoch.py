@@ -59,25 +59,39 @@ def fake_corpus(name: str, n_train: int, dim: int, k: int, seed: int) -> CorpusD
     row = np.repeat(np.arange(n_train), n_seg)
     lo = (rng.random(len(row)) * (length[row] - 8)).astype(np.int64)
     segments = Segments(
-        seg_id=np.array([f"{name}#{i}" for i in range(len(row))]), row=row, lo=lo,
-        hi=lo + rng.integers(3, 8, len(row)), vowel=rng.integers(0, len(VOWELS), len(row)),
-        cluster=rng.integers(0, k, len(row)), ptr=np.concatenate([[0], np.cumsum(n_seg)]),
-    )  # fmt: skip
+        seg_id=np.array([f"{name}#{i}" for i in range(len(row))]),
+        row=row,
+        lo=lo,
+        hi=lo + rng.integers(3, 8, len(row)),
+        vowel=rng.integers(0, len(VOWELS), len(row)),
+        cluster=rng.integers(0, k, len(row)),
+        ptr=np.concatenate([[0], np.cumsum(n_seg)]),
+    )
     return CorpusData(
-        name=name, utt_ids=np.array([f"{name}_{i}" for i in range(n_train)]), labels=labels,
-        splits=np.full(n_train, "train"), start=start, length=length,
-        frames=frames.astype(np.float16), segments=segments, mouth_val={},
-        features_path=Path(f"{name}/features.npz"), manifest_path=Path(f"{name}/manifest.csv"),
-    )  # fmt: skip
+        name=name,
+        utt_ids=np.array([f"{name}_{i}" for i in range(n_train)]),
+        labels=labels,
+        splits=np.full(n_train, "train"),
+        start=start,
+        length=length,
+        frames=frames.astype(np.float16),
+        segments=segments,
+        mouth_val={},
+        features_path=Path(f"{name}/features.npz"),
+        manifest_path=Path(f"{name}/manifest.csv"),
+    )
 
 
 def time_epochs(args: argparse.Namespace) -> dict[str, list[float]]:
     """Epoch times (s) of each variant, interleaved over the repeats."""
     tp = load_params(REPO / "params.yaml").train.model_copy(
-        update={k: v for k, v in vars(args).items()
-                if k in ("d_model", "n_heads", "fc_hidden", "batch_size") and v is not None}
+        update={
+            k: v
+            for k, v in vars(args).items()
+            if k in ("d_model", "n_heads", "fc_hidden", "batch_size") and v is not None
+        }
         | {"oracle": True}
-    )  # fmt: skip
+    )
     n_src, n_tgt = (160, 90) if args.quick else (480, 265)
     src, tgt = fake_corpus("src", n_src, 80, 10, 1), fake_corpus("tgt", n_tgt, 80, 10, 2)
     device = resolve_device(args.device)
@@ -92,7 +106,7 @@ def time_epochs(args: argparse.Namespace) -> dict[str, list[float]]:
             Anchoring(
                 "triplet", "cluster", as_t((dist + dist.T) / 2).float(), as_t(common), oracle=True
             ),
-        ),  # fmt: skip
+        ),
         "without L_AG": (tgt, Anchoring("none")),
         "source only": (None, Anchoring("none")),
     }

@@ -204,10 +204,9 @@ def table1(
             cell = sub if emotion is None else sub[sub["emotion"] == emotion]
             avg[name][IPA[v]], eq1[name][IPA[v]] = _cell(cell, corpora, k, threshold)
     parts = [
-        pd.DataFrame.from_dict(d, orient="index").rename_axis("row").reset_index()
-        .assign(section=s)
+        pd.DataFrame.from_dict(d, orient="index").rename_axis("row").reset_index().assign(section=s)
         for s, d in (("overlap", top), ("average", avg), ("eq1", eq1))
-    ]  # fmt: skip
+    ]
     return pd.concat(parts, ignore_index=True)[["section", "row", *IPA.values()]]
 
 
@@ -327,8 +326,9 @@ def _draw_trace(
             continue
         mean, std = member_band(segs, len(centroid))  # (T, D) each
         (line,) = ax.plot(t, mean[:, j], color=f"C{n}")
-        band = ax.fill_between(t, mean[:, j] - std[:, j], mean[:, j] + std[:, j],
-                               color=f"C{n}", alpha=0.2)  # fmt: skip
+        band = ax.fill_between(
+            t, mean[:, j] - std[:, j], mean[:, j] + std[:, j], color=f"C{n}", alpha=0.2
+        )
         handles.append((line, band))
         labels.append(f"{corpus}: mean ±1 std (n={len(segs)})")
     handles += ax.plot(t, centroid[:, j], "k--", lw=2)
@@ -456,8 +456,9 @@ def acoustic_segments(
     metas = {}
     for corpus, part in frame.groupby("corpus", sort=False):
         feats, metas[corpus] = load_features(features_root / str(corpus))
-        for i, utt, s0, s1 in zip(part.index, part["utt_id"], part["seg_start"],
-                                  part["seg_end"], strict=True):  # fmt: skip
+        for i, utt, s0, s1 in zip(
+            part.index, part["utt_id"], part["seg_start"], part["seg_end"], strict=True
+        ):
             if utt not in feats:
                 continue
             a = feats[utt]
@@ -479,9 +480,13 @@ def fit_acoustic(
     frames = np.concatenate(series)  # (sum T_i, D)
     mean, std = frames.mean(axis=0), np.maximum(frames.std(axis=0), 1e-6)
     km = SoftDTWKMeans(
-        n_clusters=ap.fig2_k, gamma=ap.fig2_gamma, max_iter=FIG2_MAX_ITER, tol=1e-4,
-        random_state=seed, device=device,
-    )  # fmt: skip
+        n_clusters=ap.fig2_k,
+        gamma=ap.fig2_gamma,
+        max_iter=FIG2_MAX_ITER,
+        tol=1e-4,
+        random_state=seed,
+        device=device,
+    )
     km.fit([(s - mean) / std for s in series])
     return km, mean, std
 
@@ -520,8 +525,15 @@ def plot_fig2(tables: dict[str, np.ndarray], stats: dict[str, dict[str, float]])
         ax.set_ylabel("AG cluster (segments)")
         for (i, j), v in np.ndenumerate(shares):
             if np.isfinite(v) and v >= 0.05:
-                ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=7,
-                        color="k" if v > 0.6 else "w")  # fmt: skip
+                ax.text(
+                    j,
+                    i,
+                    f"{100 * v:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="k" if v > 0.6 else "w",
+                )
         s = stats[emotion]
         ax.set_title(
             f"{emotion.capitalize()}: mean max share {s['max_row_share']:.2f} "
@@ -548,23 +560,40 @@ def fig2(
     series, meta = acoustic_segments(frame, features_root)
     ok = np.array([s is not None for s in series])
     if (~ok).any():
-        log.warning("Fig. 2: %d of %d segments have no acoustic frames (utterance skipped by "
-                    "the features stage); left out", int((~ok).sum()), len(ok))  # fmt: skip
+        log.warning(
+            "Fig. 2: %d of %d segments have no acoustic frames (utterance skipped by "
+            "the features stage); left out",
+            int((~ok).sum()),
+            len(ok),
+        )
     fit_rows = fig2_fit_rows(frame, ok, ap, base.seed)
     device = resolve_device("auto")
-    fit_params = {"k": ap.fig2_k, "gamma": ap.fig2_gamma, "n_fit": len(fit_rows), "device": device,
-                  "encoder": meta["encoder"], "dim": meta["dim"], "seed": base.seed}  # fmt: skip
-    log.info("Fig. 2: acoustic Soft-DTW k-means, k=%d, on %d %r segments (%s features)",
-             ap.fig2_k, len(fit_rows), FIG2_FIT_SPLIT, meta["encoder"])  # fmt: skip
+    fit_params = {
+        "k": ap.fig2_k,
+        "gamma": ap.fig2_gamma,
+        "n_fit": len(fit_rows),
+        "device": device,
+        "encoder": meta["encoder"],
+        "dim": meta["dim"],
+        "seed": base.seed,
+    }
+    log.info(
+        "Fig. 2: acoustic Soft-DTW k-means, k=%d, on %d %r segments (%s features)",
+        ap.fig2_k,
+        len(fit_rows),
+        FIG2_FIT_SPLIT,
+        meta["encoder"],
+    )
     with st.child("fig2:acoustic_kmeans", fit_params) as child:
         km, mean, std = fit_acoustic([series[i] for i in fit_rows], ap, base.seed, device)
         child.log_metrics({"inertia": km.inertia_, "n_iter": km.n_iter_})
     rows = np.flatnonzero(ok)
     kept = frame.iloc[rows].assign(acoustic=km.predict([(series[i] - mean) / std for i in rows]))
     return fig2_outputs(kept, k_ag, ap, base, out_dir, st) | {
-        "fig2.n_fit": len(fit_rows), "fig2.inertia": float(km.inertia_),
+        "fig2.n_fit": len(fit_rows),
+        "fig2.inertia": float(km.inertia_),
         "fig2.n_segments_without_features": int((~ok).sum()),
-    }  # fmt: skip
+    }
 
 
 def fig2_outputs(
@@ -586,9 +615,16 @@ def fig2_outputs(
         tables[name] = association_counts(ag, ac, k_ag, ap.fig2_k)
         stats[name] = association(ag, ac, k_ag, ap.fig2_k, rng)
         shares = row_shares(tables[name])
-        rows += [{"emotion": name, "ag_cluster": i + 1, "acoustic_cluster": j + 1, "count": int(c),
-                  "share": round(float(shares[i, j]), 6)}
-                 for (i, j), c in np.ndenumerate(tables[name])]  # fmt: skip
+        rows += [
+            {
+                "emotion": name,
+                "ag_cluster": i + 1,
+                "acoustic_cluster": j + 1,
+                "count": int(c),
+                "share": round(float(shares[i, j]), 6),
+            }
+            for (i, j), c in np.ndenumerate(tables[name])
+        ]
     pd.DataFrame(rows).to_csv(out_dir / "fig2.csv", index=False)
     fig = plot_fig2({e: t for e, t in tables.items() if e != "all"}, stats)
     fig.savefig(out_dir / "fig2.png", dpi=110)
@@ -647,9 +683,14 @@ def run(
         raise ValueError(f"analyze compares two corpora, got {len(seg_dirs)} segments folder(s)")
     if len(seg_dirs) > 2:
         log.warning("analyze uses the first two corpora only; ignoring %s", seg_dirs[2:])
-    params = {"analyze": ap.model_dump(), "seed": base.seed, "emotions": base.emotions,
-              "segments": [str(d) for d in seg_dirs[:2]], "clusters": str(cluster_dir),
-              "features": str(features_root) if features_root else None}  # fmt: skip
+    params = {
+        "analyze": ap.model_dump(),
+        "seed": base.seed,
+        "emotions": base.emotions,
+        "segments": [str(d) for d in seg_dirs[:2]],
+        "clusters": str(cluster_dir),
+        "features": str(features_root) if features_root else None,
+    }
     with tracking.stage_run("analyze", params=params, metrics_path=out_dir / "metrics.json") as st:
         log.info("loading segments and the AG model from %s", cluster_dir)
         table, series = load_corpora([Path(d) for d in seg_dirs[:2]])
@@ -661,15 +702,23 @@ def run(
         t1 = table1(frame, corpora, model.k, base.emotions, ap.common_threshold)
         write_table1(t1, corpora, ap.common_threshold, out_dir)
         c1, c2 = pick_fig1_clusters(frame, corpora, ap.fig1_vowels, model.k, ap.common_threshold)
-        log.info("Fig. 1: %s in cluster %d, %s in cluster %d", ap.fig1_vowels[0], c1 + 1,
-                 ap.fig1_vowels[1], c2 + 1)  # fmt: skip
+        log.info(
+            "Fig. 1: %s in cluster %d, %s in cluster %d",
+            ap.fig1_vowels[0],
+            c1 + 1,
+            ap.fig1_vowels[1],
+            c2 + 1,
+        )
         picks = list(zip(ap.fig1_vowels, (c1, c2), strict=True))
         panels = fig1_panels(frame, series, model, corpora, picks, ap.fig1_samples, base.seed)
         plot_fig1(panels).savefig(out_dir / "fig1.png", dpi=110)
         for name in ("table1.csv", "table1.md", "fig1.png"):
             st.log_artifact(out_dir / name)
-        st.metrics |= table1_metrics(t1) | {"k": model.k, "fig1.cluster_1": c1 + 1,
-                                            "fig1.cluster_2": c2 + 1}  # fmt: skip
+        st.metrics |= table1_metrics(t1) | {
+            "k": model.k,
+            "fig1.cluster_1": c1 + 1,
+            "fig1.cluster_2": c2 + 1,
+        }
         st.metrics |= {f"n_segments.{c}": int((table["corpus"] == c).sum()) for c in corpora}
         if features_root is not None:
             log.info("Fig. 2: AG vs acoustic clusters from %s", features_root)

@@ -108,9 +108,11 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
     p = load_params(args.params)
     inputs = train.Inputs(
-        Path(args.features_root), Path(args.segments_root), Path(args.prepared_root),
+        Path(args.features_root),
+        Path(args.segments_root),
+        Path(args.prepared_root),
         Path(args.clusters),
-    )  # fmt: skip
+    )
     metrics = Path(args.metrics) if args.metrics else None
     train.run(inputs, p.train, p.base, p.analyze.common_threshold, Path(args.out), metrics)
 
@@ -121,13 +123,17 @@ def _cmd_tune(args: argparse.Namespace) -> None:
 
     p = load_params(args.params)
     if args.storage or args.study_name:
-        update = {"storage": args.storage or p.tune.storage,
-                  "study_name": args.study_name or p.tune.study_name}  # fmt: skip
+        update = {
+            "storage": args.storage or p.tune.storage,
+            "study_name": args.study_name or p.tune.study_name,
+        }
         p = p.model_copy(update={"tune": p.tune.model_copy(update=update)})
     inputs = train.Inputs(
-        Path(args.features_root), Path(args.segments_root), Path(args.prepared_root),
+        Path(args.features_root),
+        Path(args.segments_root),
+        Path(args.prepared_root),
         Path(args.clusters),
-    )  # fmt: skip
+    )
     metrics = Path(args.metrics) if args.metrics else None
     tune.run(inputs, p, Path(args.out), args.n_trials, args.worker, metrics)
 

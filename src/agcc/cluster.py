@@ -218,9 +218,14 @@ def _fit_torch(
     from agcc.sdtw import SoftDTWKMeans
 
     km = SoftDTWKMeans(
-        n_clusters=k, gamma=cp.gamma, max_iter=cp.max_iter, tol=cp.tol, n_init=cp.n_init,
-        random_state=seed, device=device,
-    )  # fmt: skip
+        n_clusters=k,
+        gamma=cp.gamma,
+        max_iter=cp.max_iter,
+        tol=cp.tol,
+        n_init=cp.n_init,
+        random_state=seed,
+        device=device,
+    )
     km.fit(series)
     return _numpy(km.cluster_centers_), float(km.inertia_), int(km.n_iter_)
 
@@ -269,10 +274,16 @@ def save_model(path: Path, model: AGModel) -> Path:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
-        path, centroids=model.centroids, distance=model.distance, k=model.k, gamma=model.gamma,
-        engine=np.array(model.engine), inertia=model.inertia, n_iter=model.n_iter,
+        path,
+        centroids=model.centroids,
+        distance=model.distance,
+        k=model.k,
+        gamma=model.gamma,
+        engine=np.array(model.engine),
+        inertia=model.inertia,
+        n_iter=model.n_iter,
         seconds=model.seconds,
-    )  # fmt: skip
+    )
     return path
 
 
@@ -283,10 +294,14 @@ def load_model(path: str | Path) -> AGModel:
         raise FileNotFoundError(f"{path}: no such AG model; run the cluster stage first")
     with np.load(path) as z:
         return AGModel(
-            centroids=z["centroids"], distance=z["distance"], gamma=float(z["gamma"]),
-            engine=str(z["engine"]), inertia=float(z["inertia"]), n_iter=int(z["n_iter"]),
+            centroids=z["centroids"],
+            distance=z["distance"],
+            gamma=float(z["gamma"]),
+            engine=str(z["engine"]),
+            inertia=float(z["inertia"]),
+            n_iter=int(z["n_iter"]),
             seconds=float(z["seconds"]),
-        )  # fmt: skip
+        )
 
 
 def sweep(
@@ -310,17 +325,37 @@ def sweep(
     div = pairwise_divergence(sample, cp.gamma, device)  # (n_sample, n_sample)
     models, rows = {}, []
     for k in tqdm(ks, desc=f"cluster sweep ({cp.engine})"):
-        fit_params = {"k": k, "gamma": cp.gamma, "engine": cp.engine, "device": device,
-                      "max_iter": cp.max_iter, "tol": cp.tol, "n_init": cp.n_init,
-                      "n_fit": len(series), "seed": seed}  # fmt: skip
+        fit_params = {
+            "k": k,
+            "gamma": cp.gamma,
+            "engine": cp.engine,
+            "device": device,
+            "max_iter": cp.max_iter,
+            "tol": cp.tol,
+            "n_init": cp.n_init,
+            "n_fit": len(series),
+            "seed": seed,
+        }
         with stage.child(f"k={k}", fit_params) as child:
             model = fit_model(series, k, cp, seed, device)
             sil = silhouette(div, assign(sample, model.centroids, cp.gamma, device))
             save_model(models_dir / f"k{k:02d}.npz", model)
-            child.log_metrics({"inertia": model.inertia, "silhouette": sil,
-                               "n_iter": model.n_iter, "seconds": model.seconds})  # fmt: skip
-        log.info("k=%d: inertia %.6g, silhouette %.3f, %d iterations, %.1f s",
-                 k, model.inertia, sil, model.n_iter, model.seconds)  # fmt: skip
+            child.log_metrics(
+                {
+                    "inertia": model.inertia,
+                    "silhouette": sil,
+                    "n_iter": model.n_iter,
+                    "seconds": model.seconds,
+                }
+            )
+        log.info(
+            "k=%d: inertia %.6g, silhouette %.3f, %d iterations, %.1f s",
+            k,
+            model.inertia,
+            sil,
+            model.n_iter,
+            model.seconds,
+        )
         models[k] = model
         rows.append({"k": k, "inertia": model.inertia, "silhouette": sil})
     return models, pd.DataFrame(rows)
@@ -399,8 +434,12 @@ def _stage_metrics(
 ) -> dict[str, float]:
     """Headline metrics: chosen and elbow k, inertia, silhouette, fit time and counts."""
     sil = curve.set_index("k")["silhouette"]
-    m = {"k_chosen": model.k, "k_elbow": k_elbow, "inertia": model.inertia,
-         "fit_seconds": round(sum(f.seconds for f in fits.values()), 3)} | n  # fmt: skip
+    m = {
+        "k_chosen": model.k,
+        "k_elbow": k_elbow,
+        "inertia": model.inertia,
+        "fit_seconds": round(sum(f.seconds for f in fits.values()), 3),
+    } | n
     if np.isfinite(sil[model.k]):
         m["silhouette"] = round(float(sil[model.k]), 6)
     return m
@@ -417,17 +456,25 @@ def run(seg_dirs: list[Path], cp: ClusterParams, base: BaseParams, out_dir: Path
         idx = fit_indices(table, cp, base.seed)
         ks = sweep_ks(cp, len(idx))
         device = resolve_device(cp.device)
-        log.info("fitting k = %s on %d %r segments (%s engine, %s)", ks, len(idx), cp.fit_split,
-                 cp.engine, device)  # fmt: skip
-        models, curve = sweep([series[i] for i in idx], ks, cp, base.seed, device, st,
-                              out_dir / "models")  # fmt: skip
+        log.info(
+            "fitting k = %s on %d %r segments (%s engine, %s)",
+            ks,
+            len(idx),
+            cp.fit_split,
+            cp.engine,
+            device,
+        )
+        models, curve = sweep(
+            [series[i] for i in idx], ks, cp, base.seed, device, st, out_dir / "models"
+        )
         on_grid = curve[curve["k"].isin(cp.k_grid)]
         k_elbow = elbow_k(on_grid["k"].to_numpy(), on_grid["inertia"].to_numpy())
         model = models[cp.k if cp.k is not None else k_elbow]
         log.info("elbow at k=%d; using k=%d", k_elbow, model.k)
         labels = assign(series, model.centroids, cp.gamma, device)
-        log.info("writing assignments of %d segments, model and elbow curve to %s", len(labels),
-                 out_dir)  # fmt: skip
+        log.info(
+            "writing assignments of %d segments, model and elbow curve to %s", len(labels), out_dir
+        )
         write_assignments(table, labels, out_dir / "assignments.csv")
         save_model(out_dir / "model.npz", model)
         curve.to_csv(out_dir / "elbow.csv", index=False)

@@ -174,8 +174,15 @@ def plot_confusion(cm: np.ndarray, labels: list[str] | tuple[str, ...], title: s
     share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     ax.imshow(share, vmin=0.0, vmax=1.0, cmap="Blues")
     for (i, j), n in np.ndenumerate(cm):
-        ax.text(j, i, f"{n}\n{share[i, j]:.0%}", ha="center", va="center", fontsize=8,
-                color="white" if share[i, j] > 0.5 else "black")  # fmt: skip
+        ax.text(
+            j,
+            i,
+            f"{n}\n{share[i, j]:.0%}",
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if share[i, j] > 0.5 else "black",
+        )
     ax.set_xticks(range(len(labels)), labels, rotation=30)
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
@@ -241,11 +248,16 @@ def score_runs(
         key = (r["direction"], method_dir(r["method"], r["oracle"]))
         ids = utts.setdefault(r["direction"], frame["utt_id"].tolist())
         if frame["utt_id"].tolist() != ids:
-            raise ValueError(f"{train_dir / r['predictions']}: test utterances differ from the "
-                             f"other runs of {r['direction']}; re-run the train stage")  # fmt: skip
+            raise ValueError(
+                f"{train_dir / r['predictions']}: test utterances differ from the "
+                f"other runs of {r['direction']}; re-run the train stage"
+            )
         preds[key] = (y, np.vstack([preds[key][1], p]) if key in preds else p[None, :])
-        scores.append(r.to_dict() | {"uar_4cat": uar(y, p, n)}
-                      | {e: binary_uar(y, p, i) for i, e in enumerate(emotions)})  # fmt: skip
+        scores.append(
+            r.to_dict()
+            | {"uar_4cat": uar(y, p, n)}
+            | {e: binary_uar(y, p, i) for i, e in enumerate(emotions)}
+        )
     return pd.DataFrame(scores), preds
 
 
@@ -273,10 +285,17 @@ def table2(scores: pd.DataFrame, emotions: tuple[str, ...]) -> pd.DataFrame:
     ):
         src, tgt = part["source"].iloc[0], part["target"].iloc[0]
         label, dir_label = row_labels(method, bool(oracle), src, tgt)
-        row = {"method": method, "oracle": bool(oracle), "method_label": label,
-               "direction": direction, "direction_label": dir_label, "source": src,
-               "target": tgt, "n_seeds": len(part),
-               "seeds": " ".join(str(s) for s in sorted(part["seed"]))}  # fmt: skip
+        row = {
+            "method": method,
+            "oracle": bool(oracle),
+            "method_label": label,
+            "direction": direction,
+            "direction_label": dir_label,
+            "source": src,
+            "target": tgt,
+            "n_seeds": len(part),
+            "seeds": " ".join(str(s) for s in sorted(part["seed"])),
+        }
         for c in cols:
             values = 100.0 * part[c].to_numpy(float)
             row[f"{c}_mean"] = round(float(values.mean()), 2)
@@ -316,11 +335,20 @@ def bootstrap_cis(
             diff, lo, hi = paired_bootstrap_diff(
                 y, ag_pred, preds[(direction, base_key)][1], ep.bootstrap, ep.ci, rng, n_classes
             )
-            rows.append({"direction": direction, "ag_cc": ag_key, "baseline": base_key,
-                         "diff": round(100 * diff, 2), "ci_low": round(100 * lo, 2),
-                         "ci_high": round(100 * hi, 2), "n_test": len(y)})  # fmt: skip
-    return pd.DataFrame(rows, columns=["direction", "ag_cc", "baseline", "diff", "ci_low",
-                                       "ci_high", "n_test"])  # fmt: skip
+            rows.append(
+                {
+                    "direction": direction,
+                    "ag_cc": ag_key,
+                    "baseline": base_key,
+                    "diff": round(100 * diff, 2),
+                    "ci_low": round(100 * lo, 2),
+                    "ci_high": round(100 * hi, 2),
+                    "n_test": len(y),
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["direction", "ag_cc", "baseline", "diff", "ci_low", "ci_high", "n_test"]
+    )
 
 
 def _cell(mean: float, std: float) -> str:
@@ -331,8 +359,11 @@ def _cell(mean: float, std: float) -> str:
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     """Markdown table lines."""
     line = lambda cells: "| " + " | ".join(cells) + " |"  # noqa: E731
-    return [line(header), line(["---"] * 2 + ["---:"] * (len(header) - 2)),
-            *(line(r) for r in rows)]  # fmt: skip
+    return [
+        line(header),
+        line(["---"] * 2 + ["---:"] * (len(header) - 2)),
+        *(line(r) for r in rows),
+    ]
 
 
 def table2_markdown(
@@ -340,32 +371,57 @@ def table2_markdown(
 ) -> str:
     """Our Table II, the bootstrap CIs and the paper's Table II as a separate reference block."""
     bins = [BINARY_LABELS.get(e, e[:3].title()) for e in emotions]
-    out = ["# Table II (this pipeline): SER UAR (%) on the target test split", "",
-           "Mean ± sample std over seeds. Binary columns: one-vs-rest UAR **derived from the "
-           "4-class posteriors** (an utterance counts as emotion e iff e is the 4-class argmax; "
-           "`evaluate.binary_models: false`), not dedicated binary models. Rows marked ORACLE "
-           "used true target labels for the anchors (analysis only).", ""]  # fmt: skip
-    rows = [[r["method_label"], r["direction_label"], _cell(r["uar_4cat_mean"], r["uar_4cat_std"]),
-             *(_cell(r[f"{e}_mean"], r[f"{e}_std"]) for e in emotions), r["seeds"]]
-            for _, r in t2.iterrows()]  # fmt: skip
+    out = [
+        "# Table II (this pipeline): SER UAR (%) on the target test split",
+        "",
+        "Mean ± sample std over seeds. Binary columns: one-vs-rest UAR **derived from the "
+        "4-class posteriors** (an utterance counts as emotion e iff e is the 4-class argmax; "
+        "`evaluate.binary_models: false`), not dedicated binary models. Rows marked ORACLE "
+        "used true target labels for the anchors (analysis only).",
+        "",
+    ]
+    rows = [
+        [
+            r["method_label"],
+            r["direction_label"],
+            _cell(r["uar_4cat_mean"], r["uar_4cat_std"]),
+            *(_cell(r[f"{e}_mean"], r[f"{e}_std"]) for e in emotions),
+            r["seeds"],
+        ]
+        for _, r in t2.iterrows()
+    ]
     out += _md_table(["Method", "Direction", "4-CAT", *bins, "seeds"], rows)
-    out += ["", f"## AG-CC minus each baseline: 4-class UAR (percentage points), paired "
-            f"bootstrap {ep.ci:.0%} CI ({ep.bootstrap} resamples of the test utterances, shared "
-            "by all methods and seeds; seed-averaged UARs)", ""]  # fmt: skip
-    ci_rows = [[r["direction"].replace("_to_", "→"),
-                f"{key_label(r['ag_cc'])} − {key_label(r['baseline'])}", f"{r['diff']:+.2f}",
-                f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]", str(r["n_test"])]
-               for _, r in cis.iterrows()]  # fmt: skip
+    out += [
+        "",
+        f"## AG-CC minus each baseline: 4-class UAR (percentage points), paired "
+        f"bootstrap {ep.ci:.0%} CI ({ep.bootstrap} resamples of the test utterances, shared "
+        "by all methods and seeds; seed-averaged UARs)",
+        "",
+    ]
+    ci_rows = [
+        [
+            r["direction"].replace("_to_", "→"),
+            f"{key_label(r['ag_cc'])} − {key_label(r['baseline'])}",
+            f"{r['diff']:+.2f}",
+            f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]",
+            str(r["n_test"]),
+        ]
+        for _, r in cis.iterrows()
+    ]
     out += _md_table(["Direction", "Comparison", "Δ UAR", "CI", "test utts"], ci_rows)
     return "\n".join(out + ["", *paper_reference()]) + "\n"
 
 
 def paper_reference() -> list[str]:
     """The paper's Table II as a clearly labelled reference block (Markdown lines)."""
-    head = ["## Reference only: the paper's Table II (NOT produced by this pipeline)", "",
-            "Values as printed in Upadhyay et al., arXiv 2412.19909, Table II: CREMA-D (C) and "
-            "MSP-IMPROV (I), wav2vec2 features, binary columns from dedicated binary models. "
-            "Numbers on the demo corpora are not comparable with these.", ""]  # fmt: skip
+    head = [
+        "## Reference only: the paper's Table II (NOT produced by this pipeline)",
+        "",
+        "Values as printed in Upadhyay et al., arXiv 2412.19909, Table II: CREMA-D (C) and "
+        "MSP-IMPROV (I), wav2vec2 features, binary columns from dedicated binary models. "
+        "Numbers on the demo corpora are not comparable with these.",
+        "",
+    ]
     rows = [[m, d, *(f"{v:.2f}" for v in values)] for m, d, *values in PAPER_TABLE2]
     return head + _md_table(["Method", "Direction", "4-CAT", "Neu", "Ang", "Hap", "Sad"], rows)
 
@@ -379,8 +435,7 @@ def plot_table2(t2: pd.DataFrame) -> Any:
     labels = [f"{r['method_label']} ({r['direction_label']})" for _, r in t2.iterrows()]
     y = np.arange(len(t2))[::-1]
     colours = [f"C{i % 10}" for i in pd.factorize(t2["direction"])[0]]
-    ax.barh(y, t2["uar_4cat_mean"], xerr=t2["uar_4cat_std"].fillna(0.0), color=colours,
-            capsize=3)  # fmt: skip
+    ax.barh(y, t2["uar_4cat_mean"], xerr=t2["uar_4cat_std"].fillna(0.0), color=colours, capsize=3)
     ax.set_yticks(y, labels, fontsize=8)
     ax.axvline(100.0 / 4, color="grey", ls=":", lw=1)
     ax.set_xlabel("4-class UAR (%) on the target test split; ± std over seeds")
@@ -399,8 +454,11 @@ def table2_metrics(t2: pd.DataFrame, cis: pd.DataFrame, emotions: tuple[str, ...
                 metrics[f"{key}.{c}_std"] = r[f"{c}_std"]
     for _, r in cis.iterrows():
         key = f"ci.{r['direction']}.{r['ag_cc']}_minus_{r['baseline']}"
-        metrics |= {f"{key}.diff": r["diff"], f"{key}.low": r["ci_low"],
-                    f"{key}.high": r["ci_high"]}  # fmt: skip
+        metrics |= {
+            f"{key}.diff": r["diff"],
+            f"{key}.low": r["ci_low"],
+            f"{key}.high": r["ci_high"],
+        }
     return metrics
 
 
@@ -416,8 +474,12 @@ def run(train_dir: Path, ep: EvaluateParams, base: BaseParams, out_dir: Path) ->
             "implemented; set it to false to derive the binary UARs from the 4-class posteriors"
         )
     train_dir, out_dir = Path(train_dir), Path(out_dir)
-    params = {"evaluate": ep.model_dump(), "seed": base.seed, "emotions": base.emotions,
-              "train_dir": str(train_dir)}  # fmt: skip
+    params = {
+        "evaluate": ep.model_dump(),
+        "seed": base.seed,
+        "emotions": base.emotions,
+        "train_dir": str(train_dir),
+    }
     with tracking.stage_run("evaluate", params=params, metrics_path=out_dir / "metrics.json") as st:
         runs = load_runs(train_dir)
         log.info("scoring %d runs from %s", len(runs), train_dir)

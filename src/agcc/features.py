@@ -584,8 +584,9 @@ def run(name: str, manifest: Path, fp: FeatureParams, base: BaseParams, out_dir:
         log.info("loading the %s encoder", fp.encoder)
         encoder = build_encoder(fp)
         items = probe(frame, st.skips)
-        log.info("encoding %d utterances (%.0f s of audio)", len(items),
-                 sum(it.seconds for it in items))  # fmt: skip
+        log.info(
+            "encoding %d utterances (%.0f s of audio)", len(items), sum(it.seconds for it in items)
+        )
         writer = FrameWriter(out_dir / "features.npz")
         try:
             stats = extract(items, encoder, writer, st.skips, fp.batch_seconds, fp.utterance_norm)
@@ -598,10 +599,20 @@ def run(name: str, manifest: Path, fp: FeatureParams, base: BaseParams, out_dir:
         (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
         st.log_artifact(out_dir / "meta.json")
         audio_s = stats.samples / SAMPLE_RATE
-        st.metrics |= {"n_utts": stats.n_utts, "audio_seconds": round(audio_s, 3),
-                       "n_frames": n_frames, "extract_seconds": round(stats.seconds, 3),
-                       "throughput": round(audio_s / max(stats.seconds, 1e-9), 2),
-                       "dim": encoder.dim}  # fmt: skip
-        log.info("%s: %d utterances, %.0f s of audio, %d frames, %.1f s of audio per second",
-                 name, stats.n_utts, audio_s, n_frames, st.metrics["throughput"])  # fmt: skip
+        st.metrics |= {
+            "n_utts": stats.n_utts,
+            "audio_seconds": round(audio_s, 3),
+            "n_frames": n_frames,
+            "extract_seconds": round(stats.seconds, 3),
+            "throughput": round(audio_s / max(stats.seconds, 1e-9), 2),
+            "dim": encoder.dim,
+        }
+        log.info(
+            "%s: %d utterances, %.0f s of audio, %d frames, %.1f s of audio per second",
+            name,
+            stats.n_utts,
+            audio_s,
+            n_frames,
+            st.metrics["throughput"],
+        )
     return stats

@@ -83,8 +83,9 @@ def pool_segments(h: Tensor, seg_row: Tensor, seg_lo: Tensor, seg_hi: Tensor) ->
         (S, d) unit-norm embeddings.
     """
     n_frames = h.shape[1]
-    if len(seg_row) and (bool((seg_lo < 0).any()) or bool((seg_hi <= seg_lo).any())
-                         or int(seg_hi.max()) > n_frames):  # fmt: skip
+    if len(seg_row) and (
+        bool((seg_lo < 0).any()) or bool((seg_hi <= seg_lo).any()) or int(seg_hi.max()) > n_frames
+    ):
         raise ValueError(f"segment frames must satisfy 0 <= lo < hi <= {n_frames}")
     csum = nn.functional.pad(h.cumsum(dim=1), (0, 0, 1, 0))  # (B, T + 1, d), csum[:, 0] = 0
     total = csum[seg_row, seg_hi] - csum[seg_row, seg_lo]  # (S, d)
@@ -130,7 +131,7 @@ class SERModel(nn.Module):
                 dim_feedforward=c.ff_mult * c.d_model,
                 dropout=c.dropout,
                 batch_first=True,
-            )  # fmt: skip
+            )
             for _ in range(c.n_layers)
         )
         for layer in self.layers:

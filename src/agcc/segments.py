@@ -26,9 +26,24 @@ from agcc.skips import InputError
 log = logging.getLogger(__name__)
 
 SEGMENT_COLUMNS = [
-    "seg_id", "utt_id", "corpus", "speaker", "session", "gender", "split", "emotion",
-    "vowel", "phone", "word", "start", "end", "seg_start", "seg_end", "n_frames", "offset",
-]  # fmt: skip
+    "seg_id",
+    "utt_id",
+    "corpus",
+    "speaker",
+    "session",
+    "gender",
+    "split",
+    "emotion",
+    "vowel",
+    "phone",
+    "word",
+    "start",
+    "end",
+    "seg_start",
+    "seg_end",
+    "n_frames",
+    "offset",
+]
 
 
 @dataclass(frozen=True)
@@ -98,10 +113,16 @@ def segment_utterance(
             dropped[cut.dropped] += 1
             continue
         meta = {
-            "utt_id": row["utt_id"], "vowel": tok.vowel, "phone": tok.phone, "word": tok.word,
-            "start": tok.start, "end": tok.end, "seg_start": cut.seg_start,
-            "seg_end": cut.seg_end, "n_frames": len(cut.frames),
-        }  # fmt: skip
+            "utt_id": row["utt_id"],
+            "vowel": tok.vowel,
+            "phone": tok.phone,
+            "word": tok.word,
+            "start": tok.start,
+            "end": tok.end,
+            "seg_start": cut.seg_start,
+            "seg_end": cut.seg_end,
+            "n_frames": len(cut.frames),
+        }
         out.append((meta, cut.frames))
     return out
 
@@ -144,8 +165,9 @@ def save_segments(table: pd.DataFrame, frames: list[np.ndarray], out_dir: Path) 
     table.to_csv(out_dir / "segments.csv", index=False)
     offsets = np.concatenate([[0], np.cumsum([len(f) for f in frames])]).astype(np.int64)
     mouth = np.concatenate(frames).astype(np.float32) if frames else np.zeros((0, 24), np.float32)
-    np.savez(out_dir / "segments.npz", seg_id=table["seg_id"].to_numpy(str), offsets=offsets,
-             mouth=mouth)  # fmt: skip
+    np.savez(
+        out_dir / "segments.npz", seg_id=table["seg_id"].to_numpy(str), offsets=offsets, mouth=mouth
+    )
 
 
 def load_segments(seg_dir: str | Path) -> tuple[pd.DataFrame, list[np.ndarray]]:
@@ -165,8 +187,10 @@ def _metrics(table: pd.DataFrame, dropped: Counter) -> dict[str, float]:
     for col in ("vowel", "split", "emotion"):
         m |= {f"{col}.{k}": int(v) for k, v in table[col].value_counts().items()}
     if len(table):
-        m |= {"frames.mean": round(float(table["n_frames"].mean()), 3),
-              "frames.max": int(table["n_frames"].max())}  # fmt: skip
+        m |= {
+            "frames.mean": round(float(table["n_frames"].mean()), 3),
+            "frames.max": int(table["n_frames"].max()),
+        }
     return m | {
         k if k.startswith("unknown_phone.") else f"dropped_segments.{k}": v
         for k, v in dropped.items()
@@ -194,6 +218,11 @@ def run(
         run_.metrics["n_utts_without_segments"] = (
             len(frame) - run_.skips.n_skipped - table["utt_id"].nunique()
         )
-        log.info("%s: %d segments from %d utterances; dropped %s", name, len(table),
-                 table["utt_id"].nunique(), dict(dropped) or "none")  # fmt: skip
+        log.info(
+            "%s: %d segments from %d utterances; dropped %s",
+            name,
+            len(table),
+            table["utt_id"].nunique(),
+            dict(dropped) or "none",
+        )
         return table

@@ -163,8 +163,13 @@ def read_features(feat_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, d
             z["offsets"].astype(np.int64),
             z["frames"],
         )
-    if (len(offsets) != len(utt_ids) + 1 or offsets[0] != 0 or offsets[-1] != len(frames)
-            or (np.diff(offsets) < 0).any() or frames.ndim not in (2, 3)):  # fmt: skip
+    if (
+        len(offsets) != len(utt_ids) + 1
+        or offsets[0] != 0
+        or offsets[-1] != len(frames)
+        or (np.diff(offsets) < 0).any()
+        or frames.ndim not in (2, 3)
+    ):
         raise ValueError(
             f"{path}: inconsistent arrays: {len(utt_ids)} utt_ids, offsets of length "
             f"{len(offsets)} ending at {offsets[-1]}, frames {frames.shape}"
@@ -220,19 +225,25 @@ def _segment_index(
         raise ValueError(f"{seg_dir}/segments.csv: unknown vowels {unknown}; expected {VOWELS}")
     keep = ~np.isnan(row)
     t, row = table[keep], row[keep].astype(np.int64)
-    lo, hi, inside = frame_range(t["seg_start"].to_numpy(float), t["seg_end"].to_numpy(float),
-                                 length[row], rate)  # fmt: skip
+    lo, hi, inside = frame_range(
+        t["seg_start"].to_numpy(float), t["seg_end"].to_numpy(float), length[row], rate
+    )
     if not inside.all():
-        log.warning("%s: %d segments start after their audio ends; not used", seg_dir,
-                    int((~inside).sum()))  # fmt: skip
+        log.warning(
+            "%s: %d segments start after their audio ends; not used", seg_dir, int((~inside).sum())
+        )
         t, row, lo, hi = t[inside], row[inside], lo[inside], hi[inside]
     order = np.argsort(row, kind="stable")
     vowel = t["vowel"].map({v: i for i, v in enumerate(VOWELS)}).to_numpy(np.int64)
     return Segments(
-        seg_id=t["seg_id"].to_numpy(str)[order], row=row[order], lo=lo[order], hi=hi[order],
-        vowel=vowel[order], cluster=t["cluster"].to_numpy(np.int64)[order],
+        seg_id=t["seg_id"].to_numpy(str)[order],
+        row=row[order],
+        lo=lo[order],
+        hi=hi[order],
+        vowel=vowel[order],
+        cluster=t["cluster"].to_numpy(np.int64)[order],
         ptr=np.searchsorted(row[order], np.arange(len(utts) + 1)),
-    )  # fmt: skip
+    )
 
 
 def _check_segment_utterances(table: pd.DataFrame, manifest: pd.DataFrame, seg_dir: Path) -> None:
@@ -272,12 +283,18 @@ def load_corpus(
     for i in val:
         mouth_val.setdefault(VOWELS.index(table["vowel"].iloc[i]), []).append(mouth[i])
     data = CorpusData(
-        name=name, utt_ids=utts["utt_id"].to_numpy(str),
+        name=name,
+        utt_ids=utts["utt_id"].to_numpy(str),
         labels=utts["emotion"].map({e: i for i, e in enumerate(emotions)}).to_numpy(np.int64),
-        splits=utts["split"].to_numpy(str), start=offsets[pos], length=length, frames=frames,
-        segments=segments, mouth_val=mouth_val, features_path=feat_dir / "features.npz",
+        splits=utts["split"].to_numpy(str),
+        start=offsets[pos],
+        length=length,
+        frames=frames,
+        segments=segments,
+        mouth_val=mouth_val,
+        features_path=feat_dir / "features.npz",
         manifest_path=manifest_path,
-    )  # fmt: skip
+    )
     return data, meta
 
 
@@ -354,11 +371,13 @@ def vowel_distance(corpora: list[CorpusData], gamma: float, seed: int, device: s
             keep = np.sort(rng.choice(len(series), HARD_AG_MAX_SERIES, replace=False))
             series = [series[i] for i in keep]
         if len(series) < 2:
-            log.warning("hard_ag: %s has %d validation mouth segments; w = 1 for it", vowel,
-                        len(series))  # fmt: skip
+            log.warning(
+                "hard_ag: %s has %d validation mouth segments; w = 1 for it", vowel, len(series)
+            )
             continue
-        km = SoftDTWKMeans(n_clusters=1, gamma=gamma, max_iter=HARD_AG_MAX_ITER,
-                           random_state=seed, device=device).fit(series)  # fmt: skip
+        km = SoftDTWKMeans(
+            n_clusters=1, gamma=gamma, max_iter=HARD_AG_MAX_ITER, random_state=seed, device=device
+        ).fit(series)
         centres.append(centroid_series(km.cluster_centers_)[0])
         present.append(v)
     out = np.zeros((len(VOWELS), len(VOWELS)))
@@ -381,10 +400,21 @@ def method_anchoring(
     if method == "hard_ag":
         return Anchoring("triplet", "vowel", as_t(ag["vowel_distance"]), oracle=tp.oracle)
     common = common_cluster_mask(src, tgt, ag["k"], ag["common_threshold"])
-    log.info("%s -> %s: %d of %d AG clusters are common (>= %g %% overlap)", src.name, tgt.name,
-             int(common.sum()), ag["k"], ag["common_threshold"])  # fmt: skip
-    return Anchoring("triplet", "cluster", as_t(ag["distance"]),
-                     torch.as_tensor(common, device=device), oracle=tp.oracle)  # fmt: skip
+    log.info(
+        "%s -> %s: %d of %d AG clusters are common (>= %g %% overlap)",
+        src.name,
+        tgt.name,
+        int(common.sum()),
+        ag["k"],
+        ag["common_threshold"],
+    )
+    return Anchoring(
+        "triplet",
+        "cluster",
+        as_t(ag["distance"]),
+        torch.as_tensor(common, device=device),
+        oracle=tp.oracle,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -428,13 +458,17 @@ def make_batch(parts: list[tuple[CorpusData, np.ndarray, bool]], device: torch.d
         idx, pos = _segments_of(data, rows)
         s = data.segments
         segs.append((pos + b - len(rows), s.lo[idx], s.hi[idx], s.vowel[idx], s.cluster[idx]))
-    seg = [torch.as_tensor(np.concatenate(col), dtype=torch.long, device=device)
-           for col in zip(*segs, strict=True)]  # fmt: skip
+    seg = [
+        torch.as_tensor(np.concatenate(col), dtype=torch.long, device=device)
+        for col in zip(*segs, strict=True)
+    ]
     return Batch(
-        torch.from_numpy(x).to(device), torch.as_tensor(lengths, device=device),
+        torch.from_numpy(x).to(device),
+        torch.as_tensor(lengths, device=device),
         torch.as_tensor(np.concatenate(labels), dtype=torch.long, device=device),
-        len(parts[0][1]), *seg,
-    )  # fmt: skip
+        len(parts[0][1]),
+        *seg,
+    )
 
 
 def _by_length(rows: np.ndarray, length: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -483,9 +517,13 @@ def epoch_batches(
 
 
 def triplet_term(
-    out_logits: Tensor, h: Tensor, batch: Batch, anchoring: Anchoring, tp: TrainParams,
+    out_logits: Tensor,
+    h: Tensor,
+    batch: Batch,
+    anchoring: Anchoring,
+    tp: TrainParams,
     generator: torch.Generator,
-) -> tuple[Tensor, dict[str, float]]:  # fmt: skip
+) -> tuple[Tensor, dict[str, float]]:
     """Soft triplet loss of the step's target-segment anchors against its source segments.
 
     Returns the loss (Eq. 2, mean over triplets), the number of triplets and the share of
@@ -539,8 +577,9 @@ def step_loss(
         loss_anchor = loss_er.new_zeros(())
     loss = loss_er + tp.gamma * loss_anchor
     if not torch.isfinite(loss):
-        raise FloatingPointError(f"non-finite loss: L_ER={loss_er.item()}, "
-                                 f"L_anchor={loss_anchor.item()}")  # fmt: skip
+        raise FloatingPointError(
+            f"non-finite loss: L_ER={loss_er.item()}, L_anchor={loss_anchor.item()}"
+        )
     return loss, {"loss_er": loss_er.item(), "loss_anchor": loss_anchor.item()} | extra
 
 
@@ -558,10 +597,16 @@ class FitResult:
 
 
 def train_epoch(
-    model: SERModel, opt: torch.optim.Optimizer, src: CorpusData, tgt: CorpusData | None,
-    anchoring: Anchoring, tp: TrainParams, rng: np.random.Generator, gen: torch.Generator,
+    model: SERModel,
+    opt: torch.optim.Optimizer,
+    src: CorpusData,
+    tgt: CorpusData | None,
+    anchoring: Anchoring,
+    tp: TrainParams,
+    rng: np.random.Generator,
+    gen: torch.Generator,
     rng_tgt: np.random.Generator | None = None,
-) -> dict[str, float]:  # fmt: skip
+) -> dict[str, float]:
     """One pass over the source training utterances; mean losses and triplets per step.
 
     ``rng`` draws the source batches, ``rng_tgt`` (default: ``rng``) the target ones.
@@ -598,9 +643,14 @@ def predict(model: SERModel, data: CorpusData, rows: np.ndarray, batch_size: int
 
 
 def fit(
-    model: SERModel, src: CorpusData, tgt: CorpusData | None, anchoring: Anchoring,
-    tp: TrainParams, seed: int, on_epoch: Callable[[dict[str, float], int], None],
-) -> FitResult:  # fmt: skip
+    model: SERModel,
+    src: CorpusData,
+    tgt: CorpusData | None,
+    anchoring: Anchoring,
+    tp: TrainParams,
+    seed: int,
+    on_epoch: Callable[[dict[str, float], int], None],
+) -> FitResult:
     """Adam with early stopping on the validation UAR of ``src``; restores the best weights."""
     opt = torch.optim.Adam(model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay)
     rng, rng_tgt = np.random.default_rng([seed, 0]), np.random.default_rng([seed, 1])
@@ -636,8 +686,10 @@ def choose_layers(
     the freshly initialised model in eval mode; similarity is :func:`layer_similarity`.
     """
     rng = np.random.default_rng([seed, 2])
-    pick = lambda d: rng.choice(d.rows("train"), min(tp.batch_size, len(d.rows("train"))),  # noqa: E731
-                                replace=False)  # fmt: skip
+
+    def pick(d: CorpusData) -> np.ndarray:
+        return rng.choice(d.rows("train"), min(tp.batch_size, len(d.rows("train"))), replace=False)
+
     model.eval()
     device = next(model.parameters()).device
     batch = make_batch([(src, pick(src), False), (tgt, pick(tgt), False)], device)
@@ -672,8 +724,9 @@ def input_stats(data: CorpusData, rows: np.ndarray) -> tuple[Tensor, Tensor]:
 def save_checkpoint(path: Path, model: SERModel, meta: dict) -> Path:
     """Write the model's config, weights and run metadata (method, direction, seed, ...)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": asdict(model.config), "state_dict": model.state_dict(), "meta": meta},
-               path)  # fmt: skip
+    torch.save(
+        {"config": asdict(model.config), "state_dict": model.state_dict(), "meta": meta}, path
+    )
     return path
 
 
@@ -694,11 +747,14 @@ def write_predictions(
     path: Path, data: CorpusData, rows: np.ndarray, probs: np.ndarray, emotions: tuple[str, ...]
 ) -> pd.DataFrame:
     """predictions.csv: utt_id, true, pred, then prob_<emotion> per emotion."""
-    frame = pd.DataFrame({
-        "utt_id": data.utt_ids[rows],
-        "true": np.asarray(emotions)[data.labels[rows]],
-        "pred": np.asarray(emotions)[probs.argmax(axis=1)],
-    } | {f"prob_{e}": probs[:, i].round(6) for i, e in enumerate(emotions)})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "utt_id": data.utt_ids[rows],
+            "true": np.asarray(emotions)[data.labels[rows]],
+            "pred": np.asarray(emotions)[probs.argmax(axis=1)],
+        }
+        | {f"prob_{e}": probs[:, i].round(6) for i, e in enumerate(emotions)}
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
     return frame
@@ -784,8 +840,9 @@ def train_one(spec: RunSpec, ctx: GridContext, child: tracking.StageRun) -> dict
         layers, sims = choose_layers(model, src, tgt, ctx.tp, spec.seed)
         anchoring = Anchoring("coral", layers=layers)
         child.log_metrics({f"layer_similarity.{i}": s for i, s in enumerate(sims)})
-        log.info("%s: anchored layers %s (similarity %s)", spec.name, layers,
-                 [round(s, 3) for s in sims])  # fmt: skip
+        log.info(
+            "%s: anchored layers %s (similarity %s)", spec.name, layers, [round(s, 3) for s in sims]
+        )
     second = tgt if anchoring.kind != "none" else None
     result = fit(model, src, second, anchoring, ctx.tp, spec.seed, child.log_step)
     test = tgt.rows("test")
@@ -794,16 +851,24 @@ def train_one(spec: RunSpec, ctx: GridContext, child: tracking.StageRun) -> dict
 
 
 def _write_run(
-    spec: RunSpec, ctx: GridContext, child: tracking.StageRun, model: SERModel,
-    result: FitResult, probs: np.ndarray, anchoring: Anchoring,
-) -> dict:  # fmt: skip
+    spec: RunSpec,
+    ctx: GridContext,
+    child: tracking.StageRun,
+    model: SERModel,
+    result: FitResult,
+    probs: np.ndarray,
+    anchoring: Anchoring,
+) -> dict:
     """predictions.csv, model.pt, history.csv and confusion.png of a run; its runs.csv row."""
     folder, tgt = spec.folder(ctx.out_dir), ctx.data[spec.target]
     test = tgt.rows("test")
     write_predictions(folder / "predictions.csv", tgt, test, probs, ctx.emotions)
     pd.DataFrame(result.history).to_csv(folder / "history.csv", index=False)
-    meta = asdict(spec) | {"emotions": list(ctx.emotions), "best_epoch": result.best_epoch,
-                           "anchored_layers": list(anchoring.layers)}  # fmt: skip
+    meta = asdict(spec) | {
+        "emotions": list(ctx.emotions),
+        "best_epoch": result.best_epoch,
+        "anchored_layers": list(anchoring.layers),
+    }
     ckpt = save_checkpoint(folder / "model.pt", model, meta)
     n = len(ctx.emotions)
     cm = confusion_matrix(tgt.labels[test], probs.argmax(axis=1), n)
@@ -812,14 +877,19 @@ def _write_run(
     fig.savefig(folder / "confusion.png", dpi=100)
     for path in (folder / "confusion.png", ckpt):
         child.log_artifact(path)
-    child.log_metrics({"test_uar": test_uar, "best_val_uar": result.best_val_uar,
-                       "best_epoch": result.best_epoch})  # fmt: skip
+    child.log_metrics(
+        {"test_uar": test_uar, "best_val_uar": result.best_val_uar, "best_epoch": result.best_epoch}
+    )
     return asdict(spec) | {
-        "direction": spec.direction, "method_dir": spec.method_dir, "status": "FINISHED",
-        "best_epoch": result.best_epoch, "epochs": len(result.history),
-        "val_uar": result.best_val_uar, "test_uar": test_uar,
+        "direction": spec.direction,
+        "method_dir": spec.method_dir,
+        "status": "FINISHED",
+        "best_epoch": result.best_epoch,
+        "epochs": len(result.history),
+        "val_uar": result.best_val_uar,
+        "test_uar": test_uar,
         "predictions": str((folder / "predictions.csv").relative_to(ctx.out_dir)),
-    }  # fmt: skip
+    }
 
 
 def run_grid(
@@ -832,14 +902,22 @@ def run_grid(
         params = asdict(spec) | {"direction": spec.direction, "train": ctx.tp.model_dump()}
         try:
             with stage.child(spec.name, params) as child:
-                child.mlflow.set_tags({"method": spec.method_dir, "direction": spec.direction,
-                                       "oracle": "ORACLE" if spec.oracle else "no"})  # fmt: skip
+                child.mlflow.set_tags(
+                    {
+                        "method": spec.method_dir,
+                        "direction": spec.direction,
+                        "oracle": "ORACLE" if spec.oracle else "no",
+                    }
+                )
                 row = train_one(spec, ctx, child)
         except Exception:  # one broken run must not stop the grid; the stage fails at the end
             log.exception("train run %s failed", spec.name)
             failed.append(spec.name)
-            row = asdict(spec) | {"direction": spec.direction, "method_dir": spec.method_dir,
-                                  "status": "FAILED"}  # fmt: skip
+            row = asdict(spec) | {
+                "direction": spec.direction,
+                "method_dir": spec.method_dir,
+                "status": "FAILED",
+            }
         rows.append(row | {"seconds": round(time.perf_counter() - t0, 2)})
         log.info("%s: %s in %.1f s", spec.name, row["status"], rows[-1]["seconds"])
     return rows, failed
@@ -872,11 +950,15 @@ def configure_threads(device: torch.device) -> None:
 def model_config(tp: TrainParams, frame_shape: tuple[int, ...], n_classes: int) -> SERConfig:
     """The SER model's config from the params and the feature frame shape (D,) or (L, D)."""
     return SERConfig(
-        input_dim=int(frame_shape[-1]), n_classes=n_classes,
+        input_dim=int(frame_shape[-1]),
+        n_classes=n_classes,
         n_input_layers=int(frame_shape[0]) if len(frame_shape) == 2 else 1,
-        d_model=tp.d_model, n_heads=tp.n_heads, n_layers=tp.n_layers, fc_hidden=tp.fc_hidden,
+        d_model=tp.d_model,
+        n_heads=tp.n_heads,
+        n_layers=tp.n_layers,
+        fc_hidden=tp.fc_hidden,
         dropout=tp.dropout,
-    )  # fmt: skip
+    )
 
 
 @dataclass(frozen=True)
@@ -898,16 +980,30 @@ def load_inputs(
     data = {}
     for name in tqdm(names, desc="load corpora"):
         data[name], _ = load_corpus(
-            name, inputs.features_root / name, inputs.prepared_root / name / "manifest.csv",
-            inputs.segments_root / name, inputs.cluster_dir, model.k, base.emotions, skips,
-        )  # fmt: skip
-        log.info("%s: %d utterances with features, %d segments", name, len(data[name].utt_ids),
-                 len(data[name].segments.seg_id))  # fmt: skip
+            name,
+            inputs.features_root / name,
+            inputs.prepared_root / name / "manifest.csv",
+            inputs.segments_root / name,
+            inputs.cluster_dir,
+            model.k,
+            base.emotions,
+            skips,
+        )
+        log.info(
+            "%s: %d utterances with features, %d segments",
+            name,
+            len(data[name].utt_ids),
+            len(data[name].segments.seg_id),
+        )
     skips.check(base.max_skip_share)  # before any training, not after hours of it
     for src, tgt in tp.directions:
         check_direction(data[src], data[tgt], tp.methods, base.emotions)
-    ag = {"k": model.k, "distance": model.distance, "gamma": model.gamma,
-          "common_threshold": threshold}  # fmt: skip
+    ag = {
+        "k": model.k,
+        "distance": model.distance,
+        "gamma": model.gamma,
+        "common_threshold": threshold,
+    }
     return data, ag
 
 
@@ -921,8 +1017,9 @@ def build_context(
         pair = tuple(sorted((src, tgt)))
         if "hard_ag" in tp.methods and pair not in vowel_d:
             log.info("hard_ag: per-vowel barycentres of %s and %s", *pair)
-            vowel_d[pair] = vowel_distance([data[c] for c in pair], ag["gamma"], base.seed,
-                                           str(device))  # fmt: skip
+            vowel_d[pair] = vowel_distance(
+                [data[c] for c in pair], ag["gamma"], base.seed, str(device)
+            )
         ag["vowel_distance"] = vowel_d.get(pair)
         for m in tp.methods:
             anchorings[(m, src, tgt)] = method_anchoring(m, data[src], data[tgt], ag, tp, device)
@@ -935,17 +1032,24 @@ def _summary(rows: list[dict]) -> dict[str, float]:
     """Stage metrics: runs, failures and mean test UAR per direction and method."""
     frame = pd.DataFrame(rows)
     ok = frame[frame["status"] == "FINISHED"]
-    metrics = {"n_runs": len(frame), "n_failed": int((frame["status"] == "FAILED").sum()),
-               "seconds": round(float(frame["seconds"].sum()), 1)}  # fmt: skip
+    metrics = {
+        "n_runs": len(frame),
+        "n_failed": int((frame["status"] == "FAILED").sum()),
+        "seconds": round(float(frame["seconds"].sum()), 1),
+    }
     for (direction, method), part in ok.groupby(["direction", "method_dir"], sort=False):
         metrics[f"test_uar.{direction}.{method}"] = round(float(part["test_uar"].mean()), 4)
     return metrics
 
 
 def run(
-    inputs: Inputs, tp: TrainParams, base: BaseParams, common_threshold: float, out_dir: Path,
+    inputs: Inputs,
+    tp: TrainParams,
+    base: BaseParams,
+    common_threshold: float,
+    out_dir: Path,
     metrics_path: Path | None = None,
-) -> pd.DataFrame:  # fmt: skip
+) -> pd.DataFrame:
     """Train the whole grid; write every run's outputs and ``runs.csv``; return the runs table."""
     out_dir = Path(out_dir)
     params = {
@@ -954,22 +1058,29 @@ def run(
         "seed": base.seed,
         "common_threshold": common_threshold,
     } | {k: str(v) for k, v in asdict(inputs).items()}
-    with tracking.stage_run("train", params=params, metrics_path=metrics_path,
-                            skips_path=out_dir / "skips.csv",
-                            max_skip_share=base.max_skip_share) as st:  # fmt: skip
+    with tracking.stage_run(
+        "train",
+        params=params,
+        metrics_path=metrics_path,
+        skips_path=out_dir / "skips.csv",
+        max_skip_share=base.max_skip_share,
+    ) as st:
         log.info("loading features, manifests, segments and AG clusters")
         data, ag = load_inputs(inputs, tp, base, st.skips, common_threshold)
         ctx = build_context(data, ag, tp, base, out_dir)
         configure_threads(ctx.device)
         specs = grid(tp)
-        log.info("training %d runs on %s (%d threads)", len(specs), ctx.device,
-                 torch.get_num_threads())  # fmt: skip
+        log.info(
+            "training %d runs on %s (%d threads)", len(specs), ctx.device, torch.get_num_threads()
+        )
         rows, failed = run_grid(specs, ctx, st)
         runs = pd.DataFrame(rows)
         runs.to_csv(out_dir / "runs.csv", index=False)
         st.log_artifact(out_dir / "runs.csv")
         st.metrics |= _summary(rows)
         if failed:
-            raise RuntimeError(f"{len(failed)} of {len(specs)} train runs failed: {failed}; "
-                               f"see the log and {out_dir / 'runs.csv'}")  # fmt: skip
+            raise RuntimeError(
+                f"{len(failed)} of {len(specs)} train runs failed: {failed}; "
+                f"see the log and {out_dir / 'runs.csv'}"
+            )
     return runs

@@ -51,8 +51,12 @@ SPACE_ATTR = "agcc_search_space"
 #: Tries to open the storage when workers race to create its tables.
 STORAGE_ATTEMPTS = 5
 #: Keys of ``params.yaml`` each searched value is applied to.
-PARAM_KEYS = {"gamma": "train.gamma", "alpha": "train.alpha", "beta": "train.beta",
-              "k": "cluster.k"}  # fmt: skip
+PARAM_KEYS = {
+    "gamma": "train.gamma",
+    "alpha": "train.alpha",
+    "beta": "train.beta",
+    "k": "cluster.k",
+}
 
 
 class TuneError(ValueError):
@@ -87,8 +91,10 @@ def open_storage(url: str) -> Any:
         except (IntegrityError, OperationalError, ProgrammingError) as e:
             # workers opening a fresh database together race to create Optuna's tables
             # (SQLite: "locked"; PostgreSQL: DuplicateTable "relation ... already exists")
-            if attempt + 1 < STORAGE_ATTEMPTS and (isinstance(e, IntegrityError) or any(
-                    w in str(e) for w in ("locked", "already exists"))):  # fmt: skip
+            if attempt + 1 < STORAGE_ATTEMPTS and (
+                isinstance(e, IntegrityError)
+                or any(w in str(e) for w in ("locked", "already exists"))
+            ):
                 time.sleep(1.0 + attempt)
                 continue
             raise _unreachable(url, e) from e
@@ -110,10 +116,16 @@ def _unreachable(url: str, e: Exception) -> TuneError:
 def search_space(tp: TuneParams, direction: tuple[str, str], max_epochs: int) -> dict:
     """What makes two studies' values comparable: ranges, k choices and the objective's setup."""
     return {
-        "gamma": list(tp.gamma), "alpha": list(tp.alpha), "beta": list(tp.beta),
-        "k": sorted(tp.k), "method": tp.method, "direction": list(direction),
-        "seeds": list(tp.seeds), "max_epochs": max_epochs, "objective": OBJECTIVE,
-    }  # fmt: skip
+        "gamma": list(tp.gamma),
+        "alpha": list(tp.alpha),
+        "beta": list(tp.beta),
+        "k": sorted(tp.k),
+        "method": tp.method,
+        "direction": list(direction),
+        "seeds": list(tp.seeds),
+        "max_epochs": max_epochs,
+        "objective": OBJECTIVE,
+    }
 
 
 def open_study(tp: TuneParams, storage: Any, space: dict) -> Any:
@@ -124,9 +136,14 @@ def open_study(tp: TuneParams, storage: Any, space: dict) -> Any:
     pruner = optuna.pruners.MedianPruner(
         n_startup_trials=tp.pruner_startup_trials, n_warmup_steps=tp.pruner_warmup_epochs
     )
-    study = optuna.create_study(storage=storage, study_name=tp.study_name, sampler=sampler,
-                                pruner=pruner, direction="maximize",
-                                load_if_exists=True)  # fmt: skip
+    study = optuna.create_study(
+        storage=storage,
+        study_name=tp.study_name,
+        sampler=sampler,
+        pruner=pruner,
+        direction="maximize",
+        load_if_exists=True,
+    )
     stored = study.user_attrs.get(SPACE_ATTR)
     if stored is None:
         study.set_user_attr(SPACE_ATTR, space)
@@ -165,15 +182,20 @@ def study_lock(storage: Any, study_name: str) -> Iterator[None]:
             finally:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
     else:
-        log.warning("no cross-worker lock for %s; several workers may overshoot n_trials",
-                    url.get_backend_name())  # fmt: skip
+        log.warning(
+            "no cross-worker lock for %s; several workers may overshoot n_trials",
+            url.get_backend_name(),
+        )
         yield
 
 
 def counted(study: Any) -> int:
     """Trials that count towards n_trials: finished or running, not interrupted ones."""
-    return sum(1 for t in study.get_trials(deepcopy=False)
-               if not (t.state.name == "FAIL" and t.user_attrs.get("interrupted")))  # fmt: skip
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False)
+        if not (t.state.name == "FAIL" and t.user_attrs.get("interrupted"))
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,8 +258,12 @@ def corpora_for_k(ctx: TuneContext, k: int) -> tuple[train.CorpusData, train.Cor
             raise TuneError(f"{path}: holds a model with k={model.k}, expected k={k}")
         assigned = pd.read_csv(_assignments_path(ctx, k), keep_default_na=False)
         src, tgt = (_relabel(d, assigned) for d in (ctx.src, ctx.tgt))
-        ag = {"k": k, "distance": model.distance, "gamma": model.gamma,
-              "common_threshold": ctx.common_threshold}  # fmt: skip
+        ag = {
+            "k": k,
+            "distance": model.distance,
+            "gamma": model.gamma,
+            "common_threshold": ctx.common_threshold,
+        }
         ctx.per_k[k] = (src, tgt, ag)
     return ctx.per_k[k]
 
@@ -246,8 +272,9 @@ def load_context(inputs: train.Inputs, p: Params, out_dir: Path, skips: Any) -> 
     """Load the direction's corpora with the train stage's loader; check the target dev split."""
     source, target = p.tune_direction()
     epochs = p.tune.max_epochs or p.train.max_epochs
-    tp = p.train.model_copy(update={"methods": ("ag_cc",), "directions": ((source, target),),
-                                    "max_epochs": epochs})  # fmt: skip
+    tp = p.train.model_copy(
+        update={"methods": ("ag_cc",), "directions": ((source, target),), "max_epochs": epochs}
+    )
     data, ag = train.load_inputs(inputs, tp, p.base, skips, p.analyze.common_threshold)
     tgt = data[target]
     dev = tgt.rows("dev")
@@ -258,8 +285,18 @@ def load_context(inputs: train.Inputs, p: Params, out_dir: Path, skips: Any) -> 
             "emotions; tuning needs a labelled dev split (prepare.split_fractions.dev)"
         )
     device = train.resolve_device(tp.device)
-    return TuneContext(data[source], tgt, tp, inputs, out_dir, p.analyze.common_threshold,
-                       ag["k"], device, p.tune.seeds, len(p.base.emotions))  # fmt: skip
+    return TuneContext(
+        data[source],
+        tgt,
+        tp,
+        inputs,
+        out_dir,
+        p.analyze.common_threshold,
+        ag["k"],
+        device,
+        p.tune.seeds,
+        len(p.base.emotions),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,8 +326,12 @@ def train_trial(ctx: TuneContext, values: dict, trial: Any, child: tracking.Stag
         model = SERModel(config).to(ctx.device)
         model.set_input_stats(*(t.to(ctx.device) for t in ctx.stats))
 
-        def on_epoch(stats: dict[str, float], epoch: int, model: SERModel = model,
-                     offset: int = i * tp.max_epochs) -> None:  # fmt: skip
+        def on_epoch(
+            stats: dict[str, float],
+            epoch: int,
+            model: SERModel = model,
+            offset: int = i * tp.max_epochs,
+        ) -> None:
             """Report the epoch's target dev UAR; stop the trial when the pruner says so."""
             stats["dev_uar"] = dev_uar(model, tgt, 2 * tp.batch_size)
             child.log_step(stats, offset + epoch)
@@ -300,15 +341,17 @@ def train_trial(ctx: TuneContext, values: dict, trial: Any, child: tracking.Stag
 
         result = train.fit(model, src, tgt, anchoring, tp, seed, on_epoch)
         scores.append(dev_uar(model, tgt, 2 * tp.batch_size))
-        child.log_metrics({f"dev_uar.seed{seed}": scores[-1], f"best_epoch.seed{seed}":
-                           result.best_epoch})  # fmt: skip
+        child.log_metrics(
+            {f"dev_uar.seed{seed}": scores[-1], f"best_epoch.seed{seed}": result.best_epoch}
+        )
     return float(np.mean(scores))
 
 
 def suggest(trial: Any, tp: TuneParams) -> dict:
     """The trial's gamma, alpha, beta (uniform in their ranges) and k (one of ``tune.k``)."""
-    values = {name: trial.suggest_float(name, *getattr(tp, name))
-              for name in ("gamma", "alpha", "beta")}  # fmt: skip
+    values = {
+        name: trial.suggest_float(name, *getattr(tp, name)) for name in ("gamma", "alpha", "beta")
+    }
     return values | {"k": trial.suggest_categorical("k", sorted(tp.k))}
 
 
@@ -328,8 +371,13 @@ def run_trial(study: Any, ctx: TuneContext, tp: TuneParams, stage: tracking.Stag
     name = f"trial {trial.number}"
     try:
         with stage.child(name, values | {"trial": trial.number, "study": study.study_name}) as ch:
-            ch.mlflow.set_tags({"optuna.study": study.study_name, "optuna.trial": trial.number,
-                                "objective": OBJECTIVE})  # fmt: skip
+            ch.mlflow.set_tags(
+                {
+                    "optuna.study": study.study_name,
+                    "optuna.trial": trial.number,
+                    "objective": OBJECTIVE,
+                }
+            )
             try:
                 value = train_trial(ctx, values, trial, ch)
             except optuna.TrialPruned as e:
@@ -367,8 +415,9 @@ def optimize(study: Any, ctx: TuneContext, tp: TuneParams, stage: tracking.Stage
 
 def best_params_yaml(best: dict, value: float, study_name: str, number: int) -> str:
     """best_params.yaml: ``<params.yaml key>: value`` lines for ``dvc exp run -S``."""
-    head = (f"# {OBJECTIVE}\n# study {study_name!r}, best trial {number}: target dev UAR "
-            f"{value:.4f}\n")  # fmt: skip
+    head = (
+        f"# {OBJECTIVE}\n# study {study_name!r}, best trial {number}: target dev UAR {value:.4f}\n"
+    )
     lines = {PARAM_KEYS[k]: (round(float(v), 6) if k != "k" else int(v)) for k, v in best.items()}
     return head + yaml.safe_dump(lines, sort_keys=False)
 
@@ -384,8 +433,14 @@ def _no_importances(study: Any) -> Any:
     from matplotlib.figure import Figure
 
     ax = Figure(figsize=(6, 2)).add_subplot()
-    ax.text(0.5, 0.5, f"study {study.study_name!r}: parameter importances need >= 2 complete "
-            "trials", ha="center", va="center", wrap=True)  # fmt: skip
+    ax.text(
+        0.5,
+        0.5,
+        f"study {study.study_name!r}: parameter importances need >= 2 complete trials",
+        ha="center",
+        va="center",
+        wrap=True,
+    )
     ax.set_axis_off()
     return ax
 
@@ -434,7 +489,8 @@ def write_outputs(study: Any, out_dir: Path, stage: tracking.StageRun) -> dict[s
     )
     (out_dir / "best_params.txt").write_text(
         f"# {OBJECTIVE}\n# best trial {best.number}: target dev UAR {best.value:.4f}\n"
-        f"{exp_run_command(best.params)}\ndvc repro\n")  # fmt: skip
+        f"{exp_run_command(best.params)}\ndvc repro\n"
+    )
     metrics |= {"best_dev_uar": round(float(best.value), 6), "best_trial": best.number}
     (out_dir / "best.json").write_text(
         json.dumps(metrics | {"objective": OBJECTIVE, "best_params": best.params}, indent=2) + "\n"
@@ -442,8 +498,14 @@ def write_outputs(study: Any, out_dir: Path, stage: tracking.StageRun) -> dict[s
     for name in ("best_params.yaml", "best_params.txt", "best.json", "trials.csv"):
         stage.log_artifact(out_dir / name)
     save_plots(study, out_dir, stage)
-    log.info("best trial %d: %s, dev UAR %.4f (%s); apply with: %s", best.number, best.params,
-             best.value, OBJECTIVE, exp_run_command(best.params))  # fmt: skip
+    log.info(
+        "best trial %d: %s, dev UAR %.4f (%s); apply with: %s",
+        best.number,
+        best.params,
+        best.value,
+        OBJECTIVE,
+        exp_run_command(best.params),
+    )
     return metrics
 
 
@@ -452,9 +514,13 @@ def write_outputs(study: Any, out_dir: Path, stage: tracking.StageRun) -> dict[s
 
 
 def run(
-    inputs: train.Inputs, p: Params, out_dir: Path, n_trials: int | None = None,
-    worker: bool = False, metrics_path: Path | None = None,
-) -> Any:  # fmt: skip
+    inputs: train.Inputs,
+    p: Params,
+    out_dir: Path,
+    n_trials: int | None = None,
+    worker: bool = False,
+    metrics_path: Path | None = None,
+) -> Any:
     """Create or resume the study, run trials until it holds n_trials, write the outputs.
 
     A ``worker`` runs trials only (several may share one study); the main run also writes
@@ -468,10 +534,18 @@ def run(
     direction = p.tune_direction()
     space = search_space(tp, direction, tp.max_epochs or p.train.max_epochs)
     study = open_study(tp, storage, space)
-    params = {"tune": tp.model_dump() | {"storage": _safe_url(tp.storage)},
-              "train": p.train.model_dump(), "worker": worker, "objective": OBJECTIVE}  # fmt: skip
-    with tracking.stage_run("tune", params=params, metrics_path=None if worker else metrics_path,
-                            max_skip_share=p.base.max_skip_share) as st:  # fmt: skip
+    params = {
+        "tune": tp.model_dump() | {"storage": _safe_url(tp.storage)},
+        "train": p.train.model_dump(),
+        "worker": worker,
+        "objective": OBJECTIVE,
+    }
+    with tracking.stage_run(
+        "tune",
+        params=params,
+        metrics_path=None if worker else metrics_path,
+        max_skip_share=p.base.max_skip_share,
+    ) as st:
         st.mlflow.set_tags(
             {
                 "optuna.study": tp.study_name,
@@ -482,8 +556,14 @@ def run(
         ctx = load_context(inputs, p, out_dir, st.skips)
         ctx.n_total, ctx.storage = n_trials or tp.n_trials, storage
         train.configure_threads(ctx.device)
-        log.info("study %r in %s: %d of %d trials counted; %s", tp.study_name,
-                 _safe_url(tp.storage), counted(study), ctx.n_total, OBJECTIVE)  # fmt: skip
+        log.info(
+            "study %r in %s: %d of %d trials counted; %s",
+            tp.study_name,
+            _safe_url(tp.storage),
+            counted(study),
+            ctx.n_total,
+            OBJECTIVE,
+        )
         ran = optimize(study, ctx, tp, st)
         st.metrics["n_run_here"] = ran
         if not worker:

@@ -42,8 +42,12 @@ def _crema(root: Path, n_actors: int, bad_names: int = 0) -> CorpusParams:
                 (root / "AudioWAV" / f"{a}_{s}_{e}_XX.wav").touch()
     for i in range(bad_names):
         (root / "AudioWAV" / f"clip{i}.wav").touch()
-    return CorpusParams(adapter="crema_d", root=str(root), landmarks_dir=str(root / "openface"),
-                        textgrid_dir=str(root / "textgrids"))  # fmt: skip
+    return CorpusParams(
+        adapter="crema_d",
+        root=str(root),
+        landmarks_dir=str(root / "openface"),
+        textgrid_dir=str(root / "textgrids"),
+    )
 
 
 def _improv(root: Path) -> CorpusParams:
@@ -96,8 +100,11 @@ def test_prepare_crema_writes_manifest_splits_metrics_and_mlflow_run(tracked: Pa
     assert metrics["dropped.disgust"] == 20 and metrics["n_input"] == 100
     assert metrics["n_skipped"] == 0 and metrics["emotion.anger"] == 20
     assert [metrics[f"split.{s}.n_speakers"] for s in ("train", "val", "dev", "test")] == [
-        6, 2, 1, 1
-    ]  # fmt: skip
+        6,
+        2,
+        1,
+        1,
+    ]
     assert sum(metrics[f"split.{s}.n_utts"] for s in ("train", "val", "dev", "test")) == 80
     (run,) = _runs(tracked)
     assert run.info.status == "FINISHED" and run.data.tags["corpus"] == "demo_crema"

@@ -35,8 +35,13 @@ def crema_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _manifest(root: Path, labels: str) -> tuple[Manifest, SkipReport]:
     """build_manifest on the real-name tree with the given label kind."""
-    cp = CorpusParams(adapter="crema_d", root=str(root), landmarks_dir=str(root / "openface"),
-                      textgrid_dir=str(root / "textgrids"), labels=labels)  # fmt: skip
+    cp = CorpusParams(
+        adapter="crema_d",
+        root=str(root),
+        landmarks_dir=str(root / "openface"),
+        textgrid_dir=str(root / "textgrids"),
+        labels=labels,
+    )
     skips = SkipReport("prepare@crema_d")
     return build_manifest("crema_d", cp, skips), skips
 
@@ -45,8 +50,12 @@ def test_intended_labels_give_the_published_four_class_counts(crema_root: Path) 
     m, skips = _manifest(crema_root, "intended")
     f = m.frame
     assert len(f) == 4900
-    assert Counter(f["emotion"]) == {"anger": 1271, "happiness": 1271, "sadness": 1271,
-                                     "neutral": 1087}  # fmt: skip
+    assert Counter(f["emotion"]) == {
+        "anger": 1271,
+        "happiness": 1271,
+        "sadness": 1271,
+        "neutral": 1087,
+    }
     assert m.dropped == {"disgust": 1271, "fear": 1271}
     assert skips.n_skipped == 0 and m.n_seen == 7442
     assert f["speaker"].nunique() == 91
@@ -60,12 +69,18 @@ def test_intended_labels_give_the_published_four_class_counts(crema_root: Path) 
 @pytest.mark.parametrize(
     ("labels", "kept", "dropped"),
     [
-        ("voice", {"neutral": 3897, "anger": 986, "sadness": 370, "happiness": 353},
-         {"fear": 645, "disgust": 547, "no consensus": 644}),
-        ("multimodal", {"neutral": 1972, "happiness": 1219, "anger": 1019, "sadness": 589},
-         {"disgust": 1139, "fear": 1084, "no consensus": 420}),
+        (
+            "voice",
+            {"neutral": 3897, "anger": 986, "sadness": 370, "happiness": 353},
+            {"fear": 645, "disgust": 547, "no consensus": 644},
+        ),
+        (
+            "multimodal",
+            {"neutral": 1972, "happiness": 1219, "anger": 1019, "sadness": 589},
+            {"disgust": 1139, "fear": 1084, "no consensus": 420},
+        ),
     ],
-)  # fmt: skip
+)
 def test_perceived_labels_counts_sum_to_all_clips(
     crema_root: Path, labels: str, kept: dict[str, int], dropped: dict[str, int]
 ) -> None:

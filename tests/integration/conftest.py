@@ -24,8 +24,10 @@ def tiny_params(root: Path) -> dict:
             out = str(root / "raw" / name)
             raw["demo"][key] = out
             raw["corpora"][name] |= {
-                "root": out, "landmarks_dir": f"{out}/openface", "textgrid_dir": f"{out}/textgrids"
-            }  # fmt: skip
+                "root": out,
+                "landmarks_dir": f"{out}/openface",
+                "textgrid_dir": f"{out}/textgrids",
+            }
     return raw
 
 

@@ -42,9 +42,18 @@ def fake_corpus(root: Path, name: str, seed: int, shift: float, per_cell: int = 
                     walk = np.cumsum(rng.normal(0, 0.03, (len(t), 24)), axis=0)
                     frames.append((protos[g][0] + t * protos[g][1] + shift + walk).astype("f4"))
                     utt = f"{name}_{split}_{vowel}_{emotion}_{j}"
-                    rows.append({"seg_id": f"{utt}#0", "utt_id": utt, "corpus": name,
-                                 "split": split, "emotion": emotion, "vowel": vowel,
-                                 "word": f"g{g}", "n_frames": len(t)})  # fmt: skip
+                    rows.append(
+                        {
+                            "seg_id": f"{utt}#0",
+                            "utt_id": utt,
+                            "corpus": name,
+                            "split": split,
+                            "emotion": emotion,
+                            "vowel": vowel,
+                            "word": f"g{g}",
+                            "n_frames": len(t),
+                        }
+                    )
     table = pd.DataFrame(rows).reindex(columns=SEGMENT_COLUMNS)
     save_segments(table, frames, root / name)
     return root / name
@@ -59,8 +68,13 @@ def corpora(tracked: Path) -> list[Path]:
 def _params(path: Path, **cluster: object) -> Path:
     """The repository's params.yaml with a small cluster section."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["cluster"] |= {"k": 3, "k_grid": K_GRID, "max_iter": 5, "silhouette_sample": 40,
-                       "gamma": 0.1} | cluster  # fmt: skip
+    raw["cluster"] |= {
+        "k": 3,
+        "k_grid": K_GRID,
+        "max_iter": 5,
+        "silhouette_sample": 40,
+        "gamma": 0.1,
+    } | cluster
     raw["analyze"]["fig1_samples"] = 10
     path.write_text(yaml.safe_dump(raw, allow_unicode=True))
     return path
@@ -149,7 +163,11 @@ def test_bad_inputs_fail_cleanly(tracked: Path, corpora: list[Path]) -> None:
     ok = _params(tracked / "ok.yaml", engine="tslearn")
     bad = [str(tracked / "nan" / "corp_a"), segs[1]]
     assert main(["--params", str(ok), "cluster", "--segments", *bad, "--out", "y"]) == 2
-    assert main(["--params", str(ok), "analyze", "--segments", segs[0], "--clusters", "y",
-                 "--out", "z"]) == 2  # fmt: skip
+    assert (
+        main(
+            ["--params", str(ok), "analyze", "--segments", segs[0], "--clusters", "y", "--out", "z"]
+        )
+        == 2
+    )
     runs = mlflow.search_runs(experiment_names=["agcc"], output_format="list")
     assert runs and all(r.info.status == "FAILED" for r in runs)

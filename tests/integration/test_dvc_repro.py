@@ -28,8 +28,11 @@ def clone(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """The repository's tracked files copied to tmp_path, with tiny params, committed."""
     files = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     dst = tmp_path / "repo"
     for f in files:
         if (REPO / f).is_file() and not f.startswith(("data/", "metrics/")) and f != "dvc.lock":
@@ -39,10 +42,13 @@ def clone(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING", "GIT_"))}
     env |= {
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
-        "DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
-        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
-    }  # fmt: skip
+        "DVC_NO_ANALYTICS": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    }
     _sh(["git", "init", "-q"], dst, env)
     _sh(["git", "add", "-A"], dst, env)
     _sh(["git", "commit", "-qm", "tiny"], dst, env)

@@ -38,11 +38,21 @@ def _segments(rng: np.random.Generator, utt: dict, n_frames: int) -> list[tuple[
         t0, dur = int(rng.integers(0, n_frames - 6)), int(rng.integers(3, 6))
         start, end = t0 / RATE, (t0 + dur) / RATE
         mouth = (v + rng.normal(0, 0.1, (dur + 1, 24))).astype("f4")
-        row = {k: utt[k] for k in ("utt_id", "corpus", "speaker", "session", "gender", "split",
-                                   "emotion")}  # fmt: skip
-        row |= {"seg_id": f"{utt['utt_id']}#{j}", "vowel": VOWELS[v], "phone": VOWELS[v],
-                "word": "w", "start": start, "end": end, "seg_start": start, "seg_end": end,
-                "n_frames": len(mouth)}  # fmt: skip
+        row = {
+            k: utt[k]
+            for k in ("utt_id", "corpus", "speaker", "session", "gender", "split", "emotion")
+        }
+        row |= {
+            "seg_id": f"{utt['utt_id']}#{j}",
+            "vowel": VOWELS[v],
+            "phone": VOWELS[v],
+            "word": "w",
+            "start": start,
+            "end": end,
+            "seg_start": start,
+            "seg_end": end,
+            "n_frames": len(mouth),
+        }
         out.append((row, mouth))
     return out
 
@@ -54,9 +64,16 @@ def fake_corpus(root: Path, name: str, seed: int, shift: float) -> list[dict]:
     for split, n in SPLIT_SIZES.items():
         for e, emotion in enumerate(EMOTIONS):
             for i in range(n):
-                utt = {"utt_id": f"{name}_{split}_{emotion}_{i}", "corpus": name,
-                       "speaker": f"{split}{i % 2}", "gender": "F", "session": split,
-                       "sentence": "s", "emotion": emotion, "split": split}  # fmt: skip
+                utt = {
+                    "utt_id": f"{name}_{split}_{emotion}_{i}",
+                    "corpus": name,
+                    "speaker": f"{split}{i % 2}",
+                    "gender": "F",
+                    "session": split,
+                    "sentence": "s",
+                    "emotion": emotion,
+                    "split": split,
+                }
                 utts.append(utt)
                 frames.append(_features(rng, e, shift))
                 for row, mouth in _segments(rng, utt, len(frames[-1])):
@@ -77,10 +94,21 @@ def write_features(folder: Path, utt_ids: list[str], frames: list[np.ndarray]) -
     """features.npz and meta.json in the features stage's packed layout."""
     folder.mkdir(parents=True, exist_ok=True)
     offsets = np.concatenate([[0], np.cumsum([len(f) for f in frames])]).astype(np.int64)
-    np.savez(folder / "features.npz", utt_id=np.array(utt_ids, dtype=str), offsets=offsets,
-             frames=np.concatenate(frames).astype(np.float16))  # fmt: skip
-    meta = {"encoder": "fake", "model": "", "layer": -1, "n_layers": 1, "dim": DIM,
-            "frame_rate": RATE, "sample_rate": 16000}  # fmt: skip
+    np.savez(
+        folder / "features.npz",
+        utt_id=np.array(utt_ids, dtype=str),
+        offsets=offsets,
+        frames=np.concatenate(frames).astype(np.float16),
+    )
+    meta = {
+        "encoder": "fake",
+        "model": "",
+        "layer": -1,
+        "n_layers": 1,
+        "dim": DIM,
+        "frame_rate": RATE,
+        "sample_rate": 16000,
+    }
     (folder / "meta.json").write_text(json.dumps(meta))
 
 
@@ -112,10 +140,18 @@ def write_params(root: Path, **train: object) -> Path:
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     template = raw["corpora"]["demo_crema"]
     raw["corpora"] = dict.fromkeys(CORPORA, template)
-    raw["train"] |= {"directions": [list(CORPORA), list(CORPORA[::-1])], "seeds": [1],
-                     "max_epochs": 1, "batch_size": 4, "d_model": 16, "n_heads": 2,
-                     "n_layers": 2, "fc_hidden": 16, "pseudo_label_threshold": 0.0,
-                     "device": "cpu"} | train  # fmt: skip
+    raw["train"] |= {
+        "directions": [list(CORPORA), list(CORPORA[::-1])],
+        "seeds": [1],
+        "max_epochs": 1,
+        "batch_size": 4,
+        "d_model": 16,
+        "n_heads": 2,
+        "n_layers": 2,
+        "fc_hidden": 16,
+        "pseudo_label_threshold": 0.0,
+        "device": "cpu",
+    } | train
     raw["evaluate"]["bootstrap"] = 50
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -124,9 +160,14 @@ def write_params(root: Path, **train: object) -> Path:
 
 def _train(root: Path, params: Path) -> int:
     """``agcc train`` on the fake pipeline."""
-    paths = {"--features-root": "features", "--segments-root": "segments",
-             "--prepared-root": "prepared", "--clusters": "cluster", "--out": "train",
-             "--metrics": "metrics/train.json"}  # fmt: skip
+    paths = {
+        "--features-root": "features",
+        "--segments-root": "segments",
+        "--prepared-root": "prepared",
+        "--clusters": "cluster",
+        "--out": "train",
+        "--metrics": "metrics/train.json",
+    }
     options = [x for opt, sub in paths.items() for x in (opt, str(root / sub))]
     return main(["--params", str(params), "train", *options])
 
@@ -137,15 +178,28 @@ def test_every_method_trains_both_directions_and_table2_has_every_row(pipeline: 
     assert _train(pipeline, params) == 0
     runs = pd.read_csv(pipeline / "train" / "runs.csv")
     assert len(runs) == 12 and (runs["status"] == "FINISHED").all()
-    pred = pd.read_csv(pipeline / "train" / "corp_a_to_corp_b" / "ag_cc" / "seed1" /
-                       "predictions.csv")  # fmt: skip
+    pred = pd.read_csv(
+        pipeline / "train" / "corp_a_to_corp_b" / "ag_cc" / "seed1" / "predictions.csv"
+    )
     assert list(pred.columns) == ["utt_id", "true", "pred", *(f"prob_{e}" for e in EMOTIONS)]
     assert len(pred) == 4 * SPLIT_SIZES["test"] and pred["utt_id"].str.startswith("corp_b").all()
     assert np.allclose(pred[[f"prob_{e}" for e in EMOTIONS]].sum(axis=1), 1.0, atol=1e-4)
     _check_checkpoint_reproduces_predictions(pipeline, pred)
 
-    assert main(["--params", str(params), "evaluate", "--train", str(pipeline / "train"),
-                 "--out", str(pipeline / "evaluate")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "--params",
+                str(params),
+                "evaluate",
+                "--train",
+                str(pipeline / "train"),
+                "--out",
+                str(pipeline / "evaluate"),
+            ]
+        )
+        == 0
+    )
     t2 = pd.read_csv(pipeline / "evaluate" / "table2.csv")
     assert len(t2) == 12
     ub = t2[t2["method"] == "upper_bound"]
@@ -162,8 +216,9 @@ def _check_checkpoint_reproduces_predictions(root: Path, pred: pd.DataFrame) -> 
     """The saved ag_cc model predicts the target test split exactly as predictions.csv."""
     from agcc.train import load_checkpoint, predict
 
-    model, meta = load_checkpoint(root / "train" / "corp_a_to_corp_b" / "ag_cc" / "seed1" /
-                                  "model.pt")  # fmt: skip
+    model, meta = load_checkpoint(
+        root / "train" / "corp_a_to_corp_b" / "ag_cc" / "seed1" / "model.pt"
+    )
     assert meta["method"] == "ag_cc" and meta["target"] == "corp_b" and meta["oracle"] is False
     data, _ = _load(root, "corp_b")
     probs = predict(model, data, data.rows("test"), 8)
@@ -180,46 +235,73 @@ def test_a_failed_run_is_recorded_the_others_finish_and_the_stage_fails(
 
     real_fit = train.fit
 
-    def fit(model: object, src: object, tgt: object, anchoring: train.Anchoring, *args: object,
-            **kwargs: object) -> train.FitResult:  # fmt: skip
+    def fit(
+        model: object,
+        src: object,
+        tgt: object,
+        anchoring: train.Anchoring,
+        *args: object,
+        **kwargs: object,
+    ) -> train.FitResult:
         if anchoring.kind == "coral":
             raise RuntimeError("simulated crash")
         return real_fit(model, src, tgt, anchoring, *args, **kwargs)
 
     monkeypatch.setattr(train, "fit", fit)
-    p = load_params(write_params(pipeline, methods=["la_cc", "source_only"],
-                                 directions=[list(CORPORA)]))  # fmt: skip
+    p = load_params(
+        write_params(pipeline, methods=["la_cc", "source_only"], directions=[list(CORPORA)])
+    )
     inputs = train.Inputs(*(pipeline / d for d in ("features", "segments", "prepared", "cluster")))
     with pytest.raises(RuntimeError, match=r"1 of 2 train runs failed: \['la_cc:corp_a->corp_b"):
         train.run(inputs, p.train, p.base, p.analyze.common_threshold, pipeline / "train")
     runs = pd.read_csv(pipeline / "train" / "runs.csv")
-    assert runs.set_index("method")["status"].to_dict() == {"la_cc": "FAILED",
-                                                           "source_only": "FINISHED"}  # fmt: skip
+    assert runs.set_index("method")["status"].to_dict() == {
+        "la_cc": "FAILED",
+        "source_only": "FINISHED",
+    }
     import mlflow
 
-    children = mlflow.search_runs(experiment_names=["agcc"], output_format="list",
-                                  filter_string="tags.parent_stage = 'train'")  # fmt: skip
+    children = mlflow.search_runs(
+        experiment_names=["agcc"], output_format="list", filter_string="tags.parent_stage = 'train'"
+    )
     status = {r.info.run_name: r.info.status for r in children}
-    assert status == {"la_cc:corp_a->corp_b:seed1": "FAILED",
-                      "source_only:corp_a->corp_b:seed1": "FINISHED"}  # fmt: skip
+    assert status == {
+        "la_cc:corp_a->corp_b:seed1": "FAILED",
+        "source_only:corp_a->corp_b:seed1": "FINISHED",
+    }
 
 
 @pytest.mark.slow
 def test_oracle_runs_are_labelled_everywhere(pipeline: Path) -> None:
-    params = write_params(pipeline, methods=["source_only", "pa_cc", "ag_cc"], oracle=True,
-                          directions=[list(CORPORA)])  # fmt: skip
+    params = write_params(
+        pipeline, methods=["source_only", "pa_cc", "ag_cc"], oracle=True, directions=[list(CORPORA)]
+    )
     assert _train(pipeline, params) == 0
     runs = pd.read_csv(pipeline / "train" / "runs.csv")
     assert runs["method_dir"].tolist() == ["source_only", "pa_cc_ORACLE", "ag_cc_ORACLE"]
     assert (pipeline / "train" / "corp_a_to_corp_b" / "ag_cc_ORACLE" / "seed1").is_dir()
-    assert main(["--params", str(params), "evaluate", "--train", str(pipeline / "train"),
-                 "--out", str(pipeline / "evaluate")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "--params",
+                str(params),
+                "evaluate",
+                "--train",
+                str(pipeline / "train"),
+                "--out",
+                str(pipeline / "evaluate"),
+            ]
+        )
+        == 0
+    )
     labels = pd.read_csv(pipeline / "evaluate" / "table2.csv")["method_label"].tolist()
     assert labels == ["Source only", "PA-CC (ORACLE)", "AG-CC (ORACLE)"]
     md = (pipeline / "evaluate" / "table2.md").read_text()
     assert "AG-CC (ORACLE) − PA-CC (ORACLE)" in md and "AG-CC (ORACLE) − Source only" in md
-    ckpt = torch.load(pipeline / "train" / "corp_a_to_corp_b" / "ag_cc_ORACLE" / "seed1" /
-                      "model.pt", weights_only=True)  # fmt: skip
+    ckpt = torch.load(
+        pipeline / "train" / "corp_a_to_corp_b" / "ag_cc_ORACLE" / "seed1" / "model.pt",
+        weights_only=True,
+    )
     assert ckpt["meta"]["oracle"] is True
 
 
@@ -231,9 +313,16 @@ def _load(root: Path, name: str = "corp_a", skips: SkipReport | None = None) -> 
     """load_corpus on one fake corpus."""
     from agcc.train import load_corpus
 
-    return load_corpus(name, root / "features" / name, root / "prepared" / name / "manifest.csv",
-                       root / "segments" / name, root / "cluster", K, EMOTIONS,
-                       skips or SkipReport("train"))  # fmt: skip
+    return load_corpus(
+        name,
+        root / "features" / name,
+        root / "prepared" / name / "manifest.csv",
+        root / "segments" / name,
+        root / "cluster",
+        K,
+        EMOTIONS,
+        skips or SkipReport("train"),
+    )
 
 
 def _rewrite_features(root: Path, edit: object) -> None:

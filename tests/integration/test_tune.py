@@ -36,8 +36,14 @@ def tune_root(tracked: Path) -> Path:
     for k in (2, 3, 4):
         cents = base.centroids[[i % 3 for i in range(k)]] + 0.01 * k
         dist = base.distance[[i % 3 for i in range(k)]][:, [i % 3 for i in range(k)]] + 0.1
-        model = AGModel(cents, dist * (1 - (k == 3)) + base.distance * (k == 3) if k == 3
-                        else dist, base.gamma, "torch", 1.0, 1)  # fmt: skip
+        model = AGModel(
+            cents,
+            dist * (1 - (k == 3)) + base.distance * (k == 3) if k == 3 else dist,
+            base.gamma,
+            "torch",
+            1.0,
+            1,
+        )
         save_model(tracked / "cluster" / "models" / f"k{k:02d}.npz", model)
     return tracked
 
@@ -47,19 +53,34 @@ def tune_params(root: Path, storage: str | None = None, **tune: object) -> Path:
     path = write_params(root, max_epochs=2)
     raw = yaml.safe_load(path.read_text())
     raw["cluster"] |= {"k_grid": [2, 3, 4], "k": 3}
-    raw["tune"] = {"storage": storage or f"sqlite:///{root}/tune/optuna.db", "n_trials": 4,
-                   "k": [2, 3, 4], "direction": list(CORPORA), "pruner_startup_trials": 2,
-                   "pruner_warmup_epochs": 1} | tune  # fmt: skip
+    raw["tune"] = {
+        "storage": storage or f"sqlite:///{root}/tune/optuna.db",
+        "n_trials": 4,
+        "k": [2, 3, 4],
+        "direction": list(CORPORA),
+        "pruner_startup_trials": 2,
+        "pruner_warmup_epochs": 1,
+    } | tune
     path.write_text(yaml.safe_dump(raw))
     return path
 
 
 def _args(root: Path, params: Path, *extra: str) -> list[str]:
     """``agcc tune`` arguments on the fake pipeline."""
-    paths = {"--features-root": "features", "--segments-root": "segments",
-             "--prepared-root": "prepared", "--clusters": "cluster", "--out": "tune"}  # fmt: skip
-    return ["--params", str(params), "tune",
-            *[x for opt, sub in paths.items() for x in (opt, str(root / sub))], *extra]  # fmt: skip
+    paths = {
+        "--features-root": "features",
+        "--segments-root": "segments",
+        "--prepared-root": "prepared",
+        "--clusters": "cluster",
+        "--out": "tune",
+    }
+    return [
+        "--params",
+        str(params),
+        "tune",
+        *[x for opt, sub in paths.items() for x in (opt, str(root / sub))],
+        *extra,
+    ]
 
 
 def _study(params: Path) -> optuna.Study:
@@ -78,9 +99,16 @@ def _workers(root: Path, params: Path, n: int) -> None:
 
     tracking._mlflow()
     env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
-    procs = [subprocess.Popen([sys.executable, "-m", "agcc.cli", *_args(root, params, "--worker")],
-                              env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-             for _ in range(n)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "agcc.cli", *_args(root, params, "--worker")],
+            env=env,
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(n)
+    ]
     outs = [p.communicate(timeout=300)[0].decode() for p in procs]
     assert [p.returncode for p in procs] == [0] * n, outs[-1][-3000:]
 
@@ -148,8 +176,11 @@ def test_a_failing_trial_is_recorded_failed_and_the_study_goes_on(
     assert main(_args(tune_root, params)) == 0
     states = [t.state.name for t in _study(params).get_trials()]
     assert states[1] == "FAIL" and len(states) == 3 and "COMPLETE" in states
-    runs = mlflow.search_runs(experiment_names=["agcc"], output_format="list",
-                              filter_string="attributes.run_name = 'trial 1'")  # fmt: skip
+    runs = mlflow.search_runs(
+        experiment_names=["agcc"],
+        output_format="list",
+        filter_string="attributes.run_name = 'trial 1'",
+    )
     assert [r.info.status for r in runs] == ["FAILED"]
 
 
@@ -191,11 +222,23 @@ def postgres() -> str:
     if os.geteuid() == 0:
         shutil.chown(data.parent, "postgres")
     port = _free_port()
-    run = lambda *c: subprocess.run(_as_pg_user([str(pg / c[0]), *c[1:]]), check=True,  # noqa: E731
-                                    capture_output=True, timeout=60)  # fmt: skip
+
+    def run(*c: str) -> subprocess.CompletedProcess:
+        cmd = _as_pg_user([str(pg / c[0]), *c[1:]])
+        return subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+
     run("initdb", "-D", str(data), "-U", "agcc", "--auth=trust")
-    run("pg_ctl", "-D", str(data), "-w", "-l", str(data.parent / "log"), "-o",
-        f"-p {port} -k {data.parent} -c listen_addresses=127.0.0.1", "start")  # fmt: skip
+    run(
+        "pg_ctl",
+        "-D",
+        str(data),
+        "-w",
+        "-l",
+        str(data.parent / "log"),
+        "-o",
+        f"-p {port} -k {data.parent} -c listen_addresses=127.0.0.1",
+        "start",
+    )
     try:
         yield f"postgresql+psycopg2://agcc@127.0.0.1:{port}/postgres"
     finally:

@@ -33,9 +33,13 @@ def _table(corpus: str, splits: list[str]) -> pd.DataFrame:
     """A minimal segments table, one row per split entry."""
     n = len(splits)
     rows = {c: [""] * n for c in SEGMENT_COLUMNS}
-    rows |= {"seg_id": [f"{corpus}_u{i}#0" for i in range(n)], "corpus": [corpus] * n,
-             "split": splits, "emotion": ["anger"] * n,
-             "vowel": ["AA", "IY"] * (n // 2) + ["AA"] * (n % 2)}  # fmt: skip
+    rows |= {
+        "seg_id": [f"{corpus}_u{i}#0" for i in range(n)],
+        "corpus": [corpus] * n,
+        "split": splits,
+        "emotion": ["anger"] * n,
+        "vowel": ["AA", "IY"] * (n // 2) + ["AA"] * (n % 2),
+    }
     return pd.DataFrame(rows, columns=SEGMENT_COLUMNS)
 
 

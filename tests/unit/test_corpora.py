@@ -31,9 +31,11 @@ def _crema(root: Path, names: list[str], votes: dict[str, tuple[str, str]] | Non
     """A CREMA-D tree: empty AudioWAV files, demographics, and a summaryTable of (voice, mm)."""
     for n in names:
         _touch(root / "AudioWAV" / f"{n}.wav")
-    _touch(root / "VideoDemographics.csv",
-           '"ActorID","Age","Sex","Race","Ethnicity"\n1001,51,"Male","Caucasian","Not Hispanic"\n'
-           '1002,21,"Female","Asian","Not Hispanic"\n')  # fmt: skip
+    _touch(
+        root / "VideoDemographics.csv",
+        '"ActorID","Age","Sex","Race","Ethnicity"\n1001,51,"Male","Caucasian","Not Hispanic"\n'
+        '1002,21,"Female","Asian","Not Hispanic"\n',
+    )
     lines = [SUMMARY_HEADER] + [
         f'"{i}","{n}","{v}","60","N","70","{m}","55"'
         for i, (n, (v, m)) in enumerate((votes or {}).items(), start=1)
@@ -60,15 +62,21 @@ def _build(cp: CorpusParams) -> tuple:
 
 
 CREMA_NAMES = [
-    f"{a}_{s}_{e}_XX" for a in ("1001", "1002") for s in ("DFA", "IEO") for e in
-    ("ANG", "HAP", "SAD", "NEU", "DIS", "FEA")
-]  # fmt: skip
+    f"{a}_{s}_{e}_XX"
+    for a in ("1001", "1002")
+    for s in ("DFA", "IEO")
+    for e in ("ANG", "HAP", "SAD", "NEU", "DIS", "FEA")
+]
 
 
 def test_parse_crema_name() -> None:
     assert parse_name("1076_MTI_SAD_XX") == ("1076", "MTI", "SAD")
-    for bad, why in [("1001_DFA_ANG", "does not parse"), ("1001_XYZ_ANG_XX", "sentence"),
-                     ("1001_DFA_SUR_XX", "emotion"), ("1001_DFA_ANG_ZZ", "level")]:  # fmt: skip
+    for bad, why in [
+        ("1001_DFA_ANG", "does not parse"),
+        ("1001_XYZ_ANG_XX", "sentence"),
+        ("1001_DFA_SUR_XX", "emotion"),
+        ("1001_DFA_ANG_ZZ", "level"),
+    ]:
         with pytest.raises(ValueError, match=why):
             parse_name(bad)
 
@@ -90,11 +98,20 @@ def test_crema_intended_labels_from_file_names(tmp_path: Path) -> None:
 
 
 def test_crema_voice_votes_ties_and_joins(tmp_path: Path) -> None:
-    names = ["1001_DFA_ANG_XX", "1001_DFA_HAP_XX", "1001_DFA_SAD_XX", "1001_DFA_NEU_XX",
-             "1001_IEO_ANG_XX"]  # fmt: skip
-    votes = {"1001_DFA_ANG_XX": ("N:S", "A"), "1001_DFA_HAP_XX": ("H", "H"),
-             "1001_DFA_SAD_XX": ("F", "S"), "1001_DFA_NEU_XX": ("Q", "N"),
-             "1001_TIE_ANG_XX": ("A", "A")}  # fmt: skip
+    names = [
+        "1001_DFA_ANG_XX",
+        "1001_DFA_HAP_XX",
+        "1001_DFA_SAD_XX",
+        "1001_DFA_NEU_XX",
+        "1001_IEO_ANG_XX",
+    ]
+    votes = {
+        "1001_DFA_ANG_XX": ("N:S", "A"),
+        "1001_DFA_HAP_XX": ("H", "H"),
+        "1001_DFA_SAD_XX": ("F", "S"),
+        "1001_DFA_NEU_XX": ("Q", "N"),
+        "1001_TIE_ANG_XX": ("A", "A"),
+    }
     _crema(tmp_path, names, votes)
     m, skips = _build(_cp(tmp_path, labels="voice"))
     assert dict(zip(m.frame["utt_id"], m.frame["emotion"], strict=True)) == {
@@ -183,12 +200,15 @@ def test_side_files_found_in_nested_folders_else_flat_expected_path(
 def test_paths_stay_relative_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     _crema(Path("data/crema"), ["1001_DFA_ANG_XX"])
-    cp = CorpusParams(adapter="crema_d", root="data/crema", landmarks_dir="work/of",
-                      textgrid_dir="work/tg")  # fmt: skip
+    cp = CorpusParams(
+        adapter="crema_d", root="data/crema", landmarks_dir="work/of", textgrid_dir="work/tg"
+    )
     row = _build(cp)[0].frame.iloc[0]
     assert row.audio == "data/crema/AudioWAV/1001_DFA_ANG_XX.wav"
-    assert (row.landmarks, row.textgrid) == ("work/of/1001_DFA_ANG_XX.csv",
-                                             "work/tg/1001_DFA_ANG_XX.TextGrid")  # fmt: skip
+    assert (row.landmarks, row.textgrid) == (
+        "work/of/1001_DFA_ANG_XX.csv",
+        "work/tg/1001_DFA_ANG_XX.TextGrid",
+    )
 
 
 # --- MSP-IMPROV ------------------------------------------------------------------------------
@@ -235,8 +255,11 @@ def test_parse_msp_header() -> None:
     line = "UTD-IMPROV-S01A-F01-P-FM01.avi; A; A:4.0; V:2.0; D:3.5 ; N:5;"
     assert parse_header(line) == ("MSP-IMPROV-S01A-F01-P-FM01", "anger")
     assert parse_header("MSP-IMPROV-S01A-F01-P-FM01; X;")[1] == "no agreement (X)"
-    for bad in ["UTD-IMPROV-S01A-F01-P-FM01.avi; Q; A:1;", "UTD-IMPROV-S1A-F01.avi; A;",
-                "UTD-IMPROV-S01A-F01-P-FM01.avi; A; A:high;"]:  # fmt: skip
+    for bad in [
+        "UTD-IMPROV-S01A-F01-P-FM01.avi; Q; A:1;",
+        "UTD-IMPROV-S1A-F01.avi; A;",
+        "UTD-IMPROV-S01A-F01-P-FM01.avi; A; A:high;",
+    ]:
         with pytest.raises(ValueError):
             parse_header(bad)
 
@@ -287,15 +310,17 @@ def test_manifest_csv_paths_codes_and_drops(tmp_path: Path) -> None:
     for n in ("a1", "a2", "a3", "a4", "a5"):
         _touch(tmp_path / "corpus" / "wav" / f"{n}.wav")
     absolute = _touch(tmp_path / "elsewhere" / "a6.wav")
-    _touch(tmp_path / "corpus" / "list.csv",
-           "utt_id,speaker,emotion,audio,session,landmarks,notes\n"
-           "a1,s1,ANG,wav/a1.wav,1,of/a1.csv,x\n"
-           "a2,s1, Happy ,wav/a2.wav,1,,x\n"
-           "a3,s2,fru,wav/a3.wav,2,,x\n"
-           "a4,s2,,wav/a4.wav,2,,x\n"
-           "a5,s3,n,wav/missing.wav,3,,x\n"
-           f"a6,s3,sad,{absolute},3,,x\n"
-           "a1,s3,sad,wav/a1.wav,3,,x\n")  # fmt: skip
+    _touch(
+        tmp_path / "corpus" / "list.csv",
+        "utt_id,speaker,emotion,audio,session,landmarks,notes\n"
+        "a1,s1,ANG,wav/a1.wav,1,of/a1.csv,x\n"
+        "a2,s1, Happy ,wav/a2.wav,1,,x\n"
+        "a3,s2,fru,wav/a3.wav,2,,x\n"
+        "a4,s2,,wav/a4.wav,2,,x\n"
+        "a5,s3,n,wav/missing.wav,3,,x\n"
+        f"a6,s3,sad,{absolute},3,,x\n"
+        "a1,s3,sad,wav/a1.wav,3,,x\n",
+    )
     cp = _cp(tmp_path, "manifest", manifest_csv=str(tmp_path / "corpus" / "list.csv"))
     m, skips = _build(cp)
     f = m.frame.set_index("utt_id")

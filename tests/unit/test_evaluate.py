@@ -94,9 +94,18 @@ def _scores() -> pd.DataFrame:
     rows = []
     for method, base in (("ag_cc", 0.5), ("pa_cc", 0.4), ("upper_bound", 0.7)):
         for seed, delta in ((1, 0.0), (2, 0.1)):
-            rows.append({"direction": "c_to_i", "source": "c", "target": "i", "method": method,
-                         "oracle": False, "seed": seed, "uar_4cat": base + delta}
-                        | dict.fromkeys(EMOTIONS, base + delta + 0.2))  # fmt: skip
+            rows.append(
+                {
+                    "direction": "c_to_i",
+                    "source": "c",
+                    "target": "i",
+                    "method": method,
+                    "oracle": False,
+                    "seed": seed,
+                    "uar_4cat": base + delta,
+                }
+                | dict.fromkeys(EMOTIONS, base + delta + 0.2)
+            )
     return pd.DataFrame(rows)
 
 
@@ -113,8 +122,19 @@ def test_table2_means_stds_and_paper_row_order() -> None:
 
 def test_markdown_keeps_the_paper_numbers_in_their_own_block() -> None:
     t2 = table2(_scores(), EMOTIONS)
-    cis = pd.DataFrame([{"direction": "c_to_i", "ag_cc": "ag_cc", "baseline": "pa_cc",
-                         "diff": 10.0, "ci_low": 2.0, "ci_high": 18.0, "n_test": 80}])  # fmt: skip
+    cis = pd.DataFrame(
+        [
+            {
+                "direction": "c_to_i",
+                "ag_cc": "ag_cc",
+                "baseline": "pa_cc",
+                "diff": 10.0,
+                "ci_low": 2.0,
+                "ci_high": 18.0,
+                "n_test": 80,
+            }
+        ]
+    )
     md = table2_markdown(t2, cis, EMOTIONS, EvaluateParams())
     ours, paper = md.split("Reference only")
     assert "55.00 ± 7.07" in ours and "AG-CC − PA-CC | +10.00 | [+2.00, +18.00]" in ours

@@ -253,11 +253,18 @@ def save_tiny_wav2vec2(folder: Path, with_mask: bool = True) -> Path:
 
     torch.manual_seed(0)
     config = Wav2Vec2Config(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-        conv_dim=(32, 32, 32, 32), conv_stride=(5, 4, 4, 4), conv_kernel=(10, 3, 3, 2),
-        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-        feat_extract_norm="layer" if with_mask else "group", do_stable_layer_norm=with_mask,
-    )  # fmt: skip
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        conv_dim=(32, 32, 32, 32),
+        conv_stride=(5, 4, 4, 4),
+        conv_kernel=(10, 3, 3, 2),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        feat_extract_norm="layer" if with_mask else "group",
+        do_stable_layer_norm=with_mask,
+    )
     Wav2Vec2Model(config).save_pretrained(folder)
     Wav2Vec2FeatureExtractor(return_attention_mask=with_mask).save_pretrained(folder)
     return folder

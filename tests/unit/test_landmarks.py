@@ -106,16 +106,21 @@ def test_openface_22_header_uses_pupils(tmp_path: Path) -> None:
     np.testing.assert_allclose(track.pupils[0], [[90.0, 104.0], [170.0, 104.0]])
     np.testing.assert_allclose(lm.eye_centres(track), track.pupils)
     # mouth 48 at (130, 160): straight below the pupil midpoint (130, 104) by 56 px, IPD 80
-    np.testing.assert_allclose(lm.normalise_mouth(track.points, lm.eye_centres(track))[0, 0],
-                               [0.0, 0.7], rtol=0, atol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(
+        lm.normalise_mouth(track.points, lm.eye_centres(track))[0, 0],
+        [0.0, 0.7],
+        rtol=0,
+        atol=1e-12,
+    )
 
 
 def test_eye_means_without_pupils(tmp_path: Path) -> None:
     track = lm.read_openface_csv(write_openface(tmp_path / "a.csv", face(2)), 0.5)
     np.testing.assert_allclose(lm.eye_centres(track)[1], [LEFT, RIGHT], atol=1e-12)
     # eyes (100,100)-(160,100): midpoint (130,100), IPD 60; mouth 48 at (131,161) in frame 1
-    np.testing.assert_allclose(lm.mouth_features(track.points, lm.eye_centres(track))[1, :2],
-                               [1 / 60, 61 / 60], atol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(
+        lm.mouth_features(track.points, lm.eye_centres(track))[1, :2], [1 / 60, 61 / 60], atol=1e-12
+    )
 
 
 def test_failed_and_low_confidence_frames_become_nan(tmp_path: Path) -> None:
@@ -189,8 +194,9 @@ def test_normalise_points_by_hand() -> None:
     # eye line vertical (right eye below the left in the image): rotate by -90 degrees
     eyes = np.array([[[0.0, 0.0], [0.0, 2.0]]])
     pts = np.array([[[-1.0, 1.0], [1.0, 1.0], [0.0, 2.0]]])
-    np.testing.assert_allclose(lm.normalise_points(pts, eyes)[0],
-                               [[0.0, 0.5], [0.0, -0.5], [0.5, 0.0]], atol=1e-15)  # fmt: skip
+    np.testing.assert_allclose(
+        lm.normalise_points(pts, eyes)[0], [[0.0, 0.5], [0.0, -0.5], [0.5, 0.0]], atol=1e-15
+    )
 
 
 def test_coincident_eyes_give_nan() -> None:

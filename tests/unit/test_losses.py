@@ -180,8 +180,9 @@ def test_layer_similarity_compares_covariance_structures_of_different_examples()
 
 
 def test_pseudo_labels_keep_confident_predictions_only() -> None:
-    probs = torch.tensor([[0.7, 0.1, 0.1, 0.1], [0.3, 0.4, 0.2, 0.1], [0.0, 0.0, 0.6, 0.4]],
-                         requires_grad=True)  # fmt: skip
+    probs = torch.tensor(
+        [[0.7, 0.1, 0.1, 0.1], [0.3, 0.4, 0.2, 0.1], [0.0, 0.0, 0.6, 0.4]], requires_grad=True
+    )
     labels, mask = pseudo_label_mask(probs, 0.6)
     assert labels.tolist() == [0, 1, 2] and mask.tolist() == [True, False, True]
     assert not labels.requires_grad

@@ -7,8 +7,9 @@ import torch
 
 from agcc.models import SERConfig, SERModel, masked_mean, pool_segments
 
-CFG = SERConfig(input_dim=6, n_classes=4, d_model=8, n_heads=2, n_layers=3, fc_hidden=8,
-                dropout=0.0)  # fmt: skip
+CFG = SERConfig(
+    input_dim=6, n_classes=4, d_model=8, n_heads=2, n_layers=3, fc_hidden=8, dropout=0.0
+)
 
 
 def _model(config: SERConfig = CFG) -> SERModel:
@@ -56,8 +57,16 @@ def test_input_stats_standardise_the_features() -> None:
 
 
 def test_layer_sum_input() -> None:
-    cfg = SERConfig(input_dim=6, n_classes=4, n_input_layers=3, d_model=8, n_heads=2,
-                    n_layers=1, fc_hidden=8, dropout=0.0)  # fmt: skip
+    cfg = SERConfig(
+        input_dim=6,
+        n_classes=4,
+        n_input_layers=3,
+        d_model=8,
+        n_heads=2,
+        n_layers=1,
+        fc_hidden=8,
+        dropout=0.0,
+    )
     model = _model(cfg)
     x = torch.randn(2, 5, 3, 6)  # (B, T, L, D)
     out = model(x, torch.tensor([5, 5]))
@@ -101,8 +110,7 @@ def test_pool_segments_unnormalised_mean() -> None:
 
 def test_pool_segments_rejects_bad_ranges() -> None:
     with pytest.raises(ValueError, match="lo < hi"):
-        pool_segments(torch.zeros(1, 4, 2), torch.tensor([0]), torch.tensor([2]),
-                      torch.tensor([2]))  # fmt: skip
+        pool_segments(torch.zeros(1, 4, 2), torch.tensor([0]), torch.tensor([2]), torch.tensor([2]))
 
 
 def test_segment_embeddings_backpropagate_into_the_model() -> None:

@@ -20,9 +20,13 @@ def _runs(tmp_path: Path) -> list:
 
 def test_successful_stage_writes_metrics_and_skips(tracked: Path) -> None:
     with tracking.stage_run(
-        "prepare", {"a": {"b": 1}}, corpus="c1", metrics_path="m/metrics.json",
-        skips_path="m/skips.csv", max_skip_share=0.5,
-    ) as run:  # fmt: skip
+        "prepare",
+        {"a": {"b": 1}},
+        corpus="c1",
+        metrics_path="m/metrics.json",
+        skips_path="m/skips.csv",
+        max_skip_share=0.5,
+    ) as run:
         run.skips.n_seen = 4
         run.skips.add("u1", "x.wav", "unreadable: bad header")
         run.metrics["n_utts"] = 3
@@ -40,9 +44,13 @@ def test_successful_stage_writes_metrics_and_skips(tracked: Path) -> None:
 def test_too_many_skips_fails_the_run_and_writes_no_metrics(tracked: Path) -> None:
     with pytest.raises(TooManySkipsError, match="dropped 2 of 3"):
         with tracking.stage_run(
-            "landmarks", {}, corpus="c1", metrics_path="m/metrics.json",
-            skips_path="m/skips.csv", max_skip_share=0.5,
-        ) as run:  # fmt: skip
+            "landmarks",
+            {},
+            corpus="c1",
+            metrics_path="m/metrics.json",
+            skips_path="m/skips.csv",
+            max_skip_share=0.5,
+        ) as run:
             run.skips.n_seen = 3
             run.skips.add("u1", "a.csv", "missing file")
             run.skips.add("u2", "b.csv", "missing file")

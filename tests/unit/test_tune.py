@@ -70,8 +70,12 @@ def test_best_params_file_holds_schema_keys_that_validate(tmp_path: Path) -> Non
     text = tune.best_params_yaml(best, 0.61234, "s", 3)
     assert text.startswith("# objective = UAR on the target DEV split (disjoint from test)")
     applied = yaml.safe_load(text)
-    assert applied == {"train.gamma": 0.812346, "train.alpha": 0.25, "train.beta": 0.5,
-                       "cluster.k": 12}  # fmt: skip
+    assert applied == {
+        "train.gamma": 0.812346,
+        "train.alpha": 0.25,
+        "train.beta": 0.5,
+        "cluster.k": 12,
+    }
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     for key, value in applied.items():  # what `dvc exp run -S key=value` does to params.yaml
         section, name = key.split(".")
@@ -80,8 +84,9 @@ def test_best_params_file_holds_schema_keys_that_validate(tmp_path: Path) -> Non
     p = Params.model_validate(raw)
     assert (p.train.gamma, p.cluster.k) == (0.812346, 12)
     cmd = tune.exp_run_command(best)
-    assert cmd == ("dvc exp run -S train.gamma=0.812346 -S train.alpha=0.25 "
-                   "-S train.beta=0.5 -S cluster.k=12")  # fmt: skip
+    assert cmd == (
+        "dvc exp run -S train.gamma=0.812346 -S train.alpha=0.25 -S train.beta=0.5 -S cluster.k=12"
+    )
 
 
 def test_interrupted_trials_do_not_count_failed_ones_do(tmp_path: Path) -> None:
