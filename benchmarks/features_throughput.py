@@ -4,11 +4,13 @@ Writes seeded synthetic utterances (1.5-4 s, voiced-like tones plus noise, half 
 half at 44,100 Hz, 16-bit WAV), saves a randomly initialised wav2vec2-base-sized model
 (``Wav2Vec2Config()`` defaults, no download; its feature extractor has no attention mask, like
 facebook/wav2vec2-base) or the tiny 2-layer test model, and loads it through the stage's
-``HFEncoder``. Both timings use the same length-sorted batches (``agcc.features.make_batches``):
+``HFEncoder``. Both timings use the same length-sorted batches
+(``agcc.stages.features.make_batches``):
 
 - bare: the model forward pass alone (``HFEncoder.forward`` under ``torch.inference_mode``) on
   inputs prepared beforehand;
-- whole: ``agcc.features.extract`` from the files (header probe, soundfile read, soxr resampling
+- whole: ``agcc.stages.features.extract`` from the files (header probe, soundfile read, soxr
+  resampling
   to 16 kHz, mono mix, batching, waveform normalisation, forward, cutting to the 50 frames/s grid,
   float16 storage) plus writing features.npz.
 
@@ -38,7 +40,8 @@ import pandas as pd
 import soundfile as sf
 import torch
 
-from agcc.features import (
+from agcc.skips import SkipReport
+from agcc.stages.features import (
     SAMPLE_RATE,
     FrameWriter,
     HFEncoder,
@@ -48,7 +51,6 @@ from agcc.features import (
     probe,
     read_audio,
 )
-from agcc.skips import SkipReport
 
 logger = logging.getLogger("features_throughput")
 

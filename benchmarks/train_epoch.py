@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from agcc.params import VOWELS, load_params
-from agcc.train import (
+from agcc.stages.train import (
     Anchoring,
     CorpusData,
     Segments,

@@ -1,14 +1,13 @@
 """Command line: one subcommand per DVC stage; parses paths, loads params, calls the stage's run().
 
 Stage name = subcommand = module:
-``dvc.yaml: prepare`` -> ``agcc prepare`` -> ``agcc.prepare.run()``.
+``dvc.yaml: prepare`` -> ``agcc prepare`` -> ``agcc.stages.prepare.run()``.
 Every path comes in as an option from ``dvc.yaml``; nothing under ``src/`` hard-codes a data path.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Callable
@@ -22,18 +21,15 @@ log = logging.getLogger("agcc")
 
 def _cmd_demo(args: argparse.Namespace) -> None:
     """Generate the two demo corpora."""
-    from agcc import demo
+    from agcc.stages import demo
 
     p = load_params(args.params)
-    counts = demo.run(p.demo, seed=p.base.seed)
-    if args.metrics:
-        Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.metrics).write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")
+    demo.run(p.demo, p.base.seed, Path(args.metrics) if args.metrics else None)
 
 
 def _cmd_prepare(args: argparse.Namespace) -> None:
     """Write one corpus's manifest and speaker-independent splits."""
-    from agcc import prepare
+    from agcc.stages import prepare
 
     p = load_params(args.params)
     prepare.run(args.corpus, p.corpus(args.corpus), p.prepare, p.base, Path(args.out))
@@ -41,7 +37,7 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
 
 def _cmd_landmarks(args: argparse.Namespace) -> None:
     """Read, normalise and store the mouth tracks of one corpus."""
-    from agcc import landmarks
+    from agcc.stages import landmarks
 
     p = load_params(args.params)
     source = p.corpus(args.corpus).landmarks_source
@@ -50,7 +46,7 @@ def _cmd_landmarks(args: argparse.Namespace) -> None:
 
 def _cmd_align(args: argparse.Namespace) -> None:
     """Align one corpus's transcripts (pocketsphinx) or pass its TextGrids on."""
-    from agcc import align
+    from agcc.stages import align
 
     p = load_params(args.params)
     source = p.corpus(args.corpus).align_source
@@ -59,7 +55,7 @@ def _cmd_align(args: argparse.Namespace) -> None:
 
 def _cmd_segments(args: argparse.Namespace) -> None:
     """Cut the vowel segments of one corpus."""
-    from agcc import segments
+    from agcc.stages import segments
 
     p = load_params(args.params)
     p.corpus(args.corpus)
@@ -77,7 +73,7 @@ def _segment_dirs(args: argparse.Namespace, corpora: dict) -> list[Path]:
 
 def _cmd_cluster(args: argparse.Namespace) -> None:
     """Fit the AG clusters on the fit split of all corpora and assign every segment."""
-    from agcc import cluster
+    from agcc.stages import cluster
 
     p = load_params(args.params)
     cluster.run(_segment_dirs(args, p.corpora), p.cluster, p.base, Path(args.out))
@@ -85,7 +81,7 @@ def _cmd_cluster(args: argparse.Namespace) -> None:
 
 def _cmd_features(args: argparse.Namespace) -> None:
     """Encode the audio of one corpus into 50 frames/s acoustic features."""
-    from agcc import features
+    from agcc.stages import features
 
     p = load_params(args.params)
     p.corpus(args.corpus)
@@ -94,7 +90,7 @@ def _cmd_features(args: argparse.Namespace) -> None:
 
 def _cmd_analyze(args: argparse.Namespace) -> None:
     """Write the paper's Table I and Fig. 1 (and Fig. 2 with features) for two corpora."""
-    from agcc import analyze
+    from agcc.stages import analyze
 
     p = load_params(args.params)
     segs = _segment_dirs(args, p.corpora)
@@ -104,7 +100,7 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> None:
     """Train the SER grid (methods x directions x seeds) with AG anchoring and the baselines."""
-    from agcc import train
+    from agcc.stages import train
 
     p = load_params(args.params)
     inputs = train.Inputs(
@@ -119,7 +115,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 def _cmd_tune(args: argparse.Namespace) -> None:
     """Optuna study over gamma, alpha, beta and k; objective = UAR on the target DEV split."""
-    from agcc import train, tune
+    from agcc.stages import train, tune
 
     p = load_params(args.params)
     if args.storage or args.study_name:
@@ -140,7 +136,7 @@ def _cmd_tune(args: argparse.Namespace) -> None:
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     """Write the paper's Table II (UARs, binary UARs, bootstrap CIs) from the train outputs."""
-    from agcc import evaluate
+    from agcc.stages import evaluate
 
     p = load_params(args.params)
     evaluate.run(Path(args.train), p.evaluate, p.base, Path(args.out))
@@ -148,7 +144,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 def _cmd_summary(args: argparse.Namespace) -> None:
     """Print where the pipeline's outputs are and their headline counts."""
-    from agcc import summary
+    from agcc.stages import summary
 
     print(summary.render(Path(args.root)))
 

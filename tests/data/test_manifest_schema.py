@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from agcc import prepare
 from agcc.corpora import MANIFEST_COLUMNS, read_manifest
 from agcc.params import EMOTIONS, BaseParams, CorpusParams, PrepareParams
 from agcc.skips import TooManySkipsError
+from agcc.stages import prepare
 
 CREMA_EMOS = ("ANG", "HAP", "SAD", "NEU", "DIS")
 

@@ -12,11 +12,11 @@ import torch
 import yaml
 
 from agcc.cli import main
-from agcc.cluster import AGModel, save_model
 from agcc.corpora.base import MANIFEST_COLUMNS
 from agcc.params import EMOTIONS, VOWELS, ParamsError, load_params
-from agcc.segments import SEGMENT_COLUMNS, save_segments
 from agcc.skips import SkipReport, TooManySkipsError
+from agcc.stages.cluster import AGModel, save_model
+from agcc.stages.segments import SEGMENT_COLUMNS, save_segments
 
 REPO = Path(__file__).resolve().parents[2]
 CORPORA = ("corp_a", "corp_b")
@@ -214,7 +214,7 @@ def test_every_method_trains_both_directions_and_table2_has_every_row(pipeline: 
 
 def _check_checkpoint_reproduces_predictions(root: Path, pred: pd.DataFrame) -> None:
     """The saved ag_cc model predicts the target test split exactly as predictions.csv."""
-    from agcc.train import load_checkpoint, predict
+    from agcc.stages.train import load_checkpoint, predict
 
     model, meta = load_checkpoint(
         root / "train" / "corp_a_to_corp_b" / "ag_cc" / "seed1" / "model.pt"
@@ -231,7 +231,7 @@ def _check_checkpoint_reproduces_predictions(root: Path, pred: pd.DataFrame) -> 
 def test_a_failed_run_is_recorded_the_others_finish_and_the_stage_fails(
     pipeline: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agcc import train
+    from agcc.stages import train
 
     real_fit = train.fit
 
@@ -311,7 +311,7 @@ def test_oracle_runs_are_labelled_everywhere(pipeline: Path) -> None:
 
 def _load(root: Path, name: str = "corp_a", skips: SkipReport | None = None) -> object:
     """load_corpus on one fake corpus."""
-    from agcc.train import load_corpus
+    from agcc.stages.train import load_corpus
 
     return load_corpus(
         name,
@@ -364,7 +364,7 @@ def test_segment_utterances_mostly_without_features_fail_before_training(pipelin
 
 def _run_train(root: Path) -> None:
     """train.run on the fake pipeline with the tiny params."""
-    from agcc import train
+    from agcc.stages import train
 
     p = load_params(write_params(root))
     inputs = train.Inputs(root / "features", root / "segments", root / "prepared", root / "cluster")
@@ -393,7 +393,7 @@ def test_segments_of_utterances_not_in_the_manifest_are_stale(pipeline: Path) ->
 
 
 def test_class_missing_from_source_training_split_is_named(pipeline: Path) -> None:
-    from agcc.train import check_direction
+    from agcc.stages.train import check_direction
 
     src, _ = _load(pipeline)
     tgt, _ = _load(pipeline, "corp_b")
@@ -413,7 +413,7 @@ def test_direction_naming_an_unknown_corpus_is_a_params_error(tmp_path: Path) ->
 
 
 def test_missing_checkpoint_and_features_are_clear_errors(pipeline: Path) -> None:
-    from agcc.train import load_checkpoint, read_features
+    from agcc.stages.train import load_checkpoint, read_features
 
     with pytest.raises(FileNotFoundError, match=r"nowhere\.pt: no such checkpoint"):
         load_checkpoint(pipeline / "nowhere.pt")

@@ -15,8 +15,8 @@ import optuna
 import pytest
 import yaml
 
-from agcc.cluster import AGModel, load_model, save_model
 from agcc.params import load_params
+from agcc.stages.cluster import AGModel, load_model, save_model
 from tests.integration.test_train_evaluate import (
     CORPORA,
     fake_clusters,
@@ -161,8 +161,8 @@ def test_resume_adds_trials_and_each_trial_is_a_nested_mlflow_run(tune_root: Pat
 def test_a_failing_trial_is_recorded_failed_and_the_study_goes_on(
     tune_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agcc import tune
     from agcc.cli import main
+    from agcc.stages import tune
 
     real = tune.train_trial
 

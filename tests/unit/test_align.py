@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from praatio import textgrid
 
-from agcc.align import (
+from agcc.skips import InputError
+from agcc.stages.align import (
     Alignment,
     Interval,
     is_known_phone,
@@ -16,7 +17,6 @@ from agcc.align import (
     vowel_class,
     vowel_intervals,
 )
-from agcc.skips import InputError
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 

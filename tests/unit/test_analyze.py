@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agcc.analyze import (
+from agcc.stages.analyze import (
     IPA,
     average_overlap,
     cluster_shares,

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from agcc.cluster import (
+from agcc.params import ClusterParams
+from agcc.stages.cluster import (
     ASSIGNMENT_COLUMNS,
     AGModel,
     assign,
@@ -25,8 +26,7 @@ from agcc.cluster import (
     sweep_ks,
     write_assignments,
 )
-from agcc.params import ClusterParams
-from agcc.segments import SEGMENT_COLUMNS, save_segments
+from agcc.stages.segments import SEGMENT_COLUMNS, save_segments
 
 
 def _table(corpus: str, splits: list[str]) -> pd.DataFrame:

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agcc.evaluate import (
+from agcc.params import EMOTIONS, BaseParams, EvaluateParams
+from agcc.stages.evaluate import (
     PAPER_TABLE2,
     binary_uar,
     bootstrap_uar,
@@ -21,7 +22,6 @@ from agcc.evaluate import (
     table2_markdown,
     uar,
 )
-from agcc.params import EMOTIONS, BaseParams, EvaluateParams
 
 Y = np.array([0, 0, 0, 1, 1, 2])
 P = np.array([0, 0, 1, 1, 0, 2])

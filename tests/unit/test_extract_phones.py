@@ -10,8 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agcc import align as align_stage
-from agcc.align import read_textgrid, vowel_intervals
 from agcc.corpora.base import MANIFEST_COLUMNS
 from agcc.corpora.crema_d import SENTENCES
 from agcc.extract import espeak
@@ -25,6 +23,8 @@ from agcc.extract.phones import (
 )
 from agcc.params import AlignParams, BaseParams
 from agcc.skips import InputError, SkipReport
+from agcc.stages import align as align_stage
+from agcc.stages.align import read_textgrid, vowel_intervals
 
 from ..media import cut_video, fixture_video, need_espeak, speech, write_wav
 

@@ -13,8 +13,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from agcc.analyze import association, association_counts, mean_max_row_share, row_shares
-from agcc.features import (
+from agcc.params import FeatureParams
+from agcc.skips import InputError, SkipReport
+from agcc.stages.analyze import association, association_counts, mean_max_row_share, row_shares
+from agcc.stages.features import (
     SAMPLE_RATE,
     FrameWriter,
     HFEncoder,
@@ -33,8 +35,6 @@ from agcc.features import (
     segment_frames,
     utterance_normalise,
 )
-from agcc.params import FeatureParams
-from agcc.skips import InputError, SkipReport
 
 CPU = torch.device("cpu")
 

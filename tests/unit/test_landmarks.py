@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from agcc import landmarks as lm
 from agcc.params import BaseParams, LandmarkParams
 from agcc.skips import InputError, TooManySkipsError
+from agcc.stages import landmarks as lm
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 LEFT, RIGHT = np.array([100.0, 100.0]), np.array([160.0, 100.0])

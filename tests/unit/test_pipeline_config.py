@@ -63,7 +63,7 @@ def test_every_stage_command_is_a_cli_subcommand_with_a_module() -> None:
         assert words[0] == "agcc", f"{stage}: {st['cmd']}"
         assert words[1] in sub.choices, f"{stage}: unknown subcommand {words[1]}"
         assert stage.split("@")[0] == words[1], f"stage {stage} runs {words[1]}"
-        assert hasattr(importlib.import_module(f"agcc.{words[1]}"), "run")
+        assert hasattr(importlib.import_module(f"agcc.stages.{words[1]}"), "run")
         # every option passed by dvc.yaml is accepted by the parser
         opts = [w for w in words[2:] if w.startswith("--")]
         known = {o for a in sub.choices[words[1]]._actions for o in a.option_strings}

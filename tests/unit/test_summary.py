@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agcc.summary import render
+from agcc.stages.summary import render
 
 
 def test_summary_lists_stage_counts_and_tables(tmp_path: Path) -> None:

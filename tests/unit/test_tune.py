@@ -8,8 +8,8 @@ import optuna
 import pytest
 import yaml
 
-from agcc import tune
 from agcc.params import Params, ParamsError, TuneParams, load_params
+from agcc.stages import tune
 
 REPO = Path(__file__).resolve().parents[2]
 SPACE = tune.search_space(TuneParams(), ("demo_crema", "demo_improv"), 12)

@@ -39,9 +39,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from agcc.align import Interval
 from agcc.params import AlignParams
 from agcc.skips import InputError, SkipReport
+from agcc.stages.align import Interval
 
 log = logging.getLogger(__name__)
 

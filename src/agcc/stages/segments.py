@@ -18,10 +18,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from agcc import tracking
-from agcc.align import read_textgrid, vowel_intervals
-from agcc.landmarks import load_mouth
 from agcc.params import BaseParams, SegmentParams
 from agcc.skips import InputError
+from agcc.stages.align import read_textgrid, vowel_intervals
+from agcc.stages.landmarks import load_mouth
 
 log = logging.getLogger(__name__)
 

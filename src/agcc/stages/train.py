@@ -65,10 +65,8 @@ from torch import Tensor
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from agcc import analyze, tracking
-from agcc.cluster import centroid_series, load_model, pairwise_divergence
+from agcc import tracking
 from agcc.corpora.base import read_manifest
-from agcc.evaluate import ORACLE_SUFFIX, confusion_matrix, plot_confusion, uar
 from agcc.losses import (
     coral,
     layer_similarity,
@@ -79,8 +77,11 @@ from agcc.losses import (
 )
 from agcc.models import SERConfig, SERModel, pool_segments
 from agcc.params import VOWELS, BaseParams, TrainParams
-from agcc.segments import load_segments
 from agcc.skips import SkipReport
+from agcc.stages import analyze
+from agcc.stages.cluster import centroid_series, load_model, pairwise_divergence
+from agcc.stages.evaluate import ORACLE_SUFFIX, confusion_matrix, plot_confusion, uar
+from agcc.stages.segments import load_segments
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,8 @@ batched torch engine of :mod:`agcc.sdtw`) is fitted on the acoustic frame sequen
 validation-split segments of both corpora (the AG model's fit split; a seeded subsample of at
 most ``analyze.fig2_max_fit``), and every segment of every split gets an acoustic cluster. A
 segment's acoustic frames are those of its interval [seg_start, seg_end) (the interval the AG
-model saw) on the 50 frames/s grid (:func:`agcc.features.segment_frames`); all-layer features use
+model saw) on the 50 frames/s grid (:func:`agcc.stages.features.segment_frames`);
+all-layer features use
 their last layer. Each dimension is z-normalised with the mean and std of the fit frames, so no
 log-mel band dominates the cost. On that scale two unrelated 80-dim frames are about 2D = 160
 apart and neighbouring frames of a vowel about 20, so ``analyze.fig2_gamma`` = 1 keeps soft-DTW
@@ -53,9 +54,9 @@ import numpy as np
 import pandas as pd
 
 from agcc import tracking
-from agcc.cluster import AGModel, centroid_series, load_corpora, load_model, resolve_device
-from agcc.landmarks import mouth_column
 from agcc.params import VOWELS, AnalyzeParams, BaseParams
+from agcc.stages.cluster import AGModel, centroid_series, load_corpora, load_model, resolve_device
+from agcc.stages.landmarks import mouth_column
 
 log = logging.getLogger(__name__)
 
@@ -450,7 +451,7 @@ def acoustic_segments(
     A segment has no frames when its utterance was skipped by the features stage (bad audio)
     or its interval lies beyond the audio. Returns the list and the first corpus's meta.json.
     """
-    from agcc.features import load_features, segment_frames
+    from agcc.stages.features import load_features, segment_frames
 
     out: list[np.ndarray | None] = [None] * len(frame)
     metas = {}

@@ -1,7 +1,7 @@
 """``agcc tune``: an Optuna study over ag_cc's gamma, alpha, beta and the AG model's k.
 
 objective = UAR on the target DEV split (disjoint from test): each trial trains ``ag_cc`` in
-``tune.direction`` with the train stage's own code (:func:`agcc.train.fit`, model init, input
+``tune.direction`` with the train stage's own code (:func:`agcc.stages.train.fit`, model init, input
 statistics and anchoring), once per ``tune.seeds``, and returns the mean over seeds of the
 target dev UAR of the model the pipeline would keep (early stopping on the SOURCE val UAR, as in
 ``train``). The per-epoch target dev UAR is reported to a seeded median pruner. k picks among
@@ -37,11 +37,12 @@ import pandas as pd
 import torch
 import yaml
 
-from agcc import tracking, train
-from agcc.cluster import assign, load_corpora, load_model, resolve_device, write_assignments
-from agcc.evaluate import uar
+from agcc import tracking
 from agcc.models import SERModel
 from agcc.params import Params, TrainParams, TuneParams
+from agcc.stages import train
+from agcc.stages.cluster import assign, load_corpora, load_model, resolve_device, write_assignments
+from agcc.stages.evaluate import uar
 
 log = logging.getLogger(__name__)
 

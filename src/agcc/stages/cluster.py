@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from agcc import tracking
 from agcc.params import BaseParams, ClusterParams
-from agcc.segments import load_segments
+from agcc.stages.segments import load_segments
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Readers and writers of the pipeline's artefacts: one module per artefact."""
