@@ -40,10 +40,10 @@ import pandas as pd
 import soundfile as sf
 import torch
 
+from agcc.framing import SAMPLE_RATE
+from agcc.io.features import FrameWriter
 from agcc.skips import SkipReport
 from agcc.stages.features import (
-    SAMPLE_RATE,
-    FrameWriter,
     HFEncoder,
     conv_output_length,
     extract,

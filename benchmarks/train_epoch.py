@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from agcc.devices import resolve_device
 from agcc.params import VOWELS, load_params
 from agcc.stages.train import (
     Anchoring,
@@ -40,7 +41,6 @@ from agcc.stages.train import (
     configure_threads,
     input_stats,
     model_config,
-    resolve_device,
     train_epoch,
 )
 

@@ -965,3 +965,57 @@ def fit_tslearn(
         float(model.inertia_),
         int(model.n_iter_),
     )
+
+
+#: Segments per soft-DTW call when assigning; bounds memory, gives the progress bar its steps.
+ASSIGN_CHUNK = 4096
+
+
+def _padded(series: list[np.ndarray], device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Series as a zero-padded float64 tensor (N, T_max, D) and their lengths (N,)."""
+    lengths = torch.tensor([len(s) for s in series], dtype=torch.long)
+    out = torch.zeros((len(series), int(lengths.max()), series[0].shape[1]), dtype=torch.float64)
+    for i, s in enumerate(series):
+        out[i, : len(s)] = torch.from_numpy(np.asarray(s, dtype=np.float64))
+    return out.to(device), lengths.to(device)
+
+
+def centroid_series(centroids: np.ndarray) -> list[np.ndarray]:
+    """Centroids (k, T, D) as a list of (T_j, D) arrays without trailing all-NaN padding frames."""
+    return [c[np.isfinite(c).all(axis=1)] for c in centroids]
+
+
+def sdtw_cross(a: list[np.ndarray], b: list[np.ndarray], gamma: float, device: str) -> np.ndarray:
+    """Soft-DTW of every pair (a_i, b_j): (len(a), len(b)) float64, via agcc.sdtw.soft_dtw_cross."""
+
+    xa, la = _padded(a, device)
+    xb, lb = _padded(b, device)
+    return soft_dtw_cross(xa, xb, gamma, la, lb).cpu().numpy()
+
+
+def pairwise_divergence(series: list[np.ndarray], gamma: float, device: str) -> np.ndarray:
+    r"""Soft-DTW divergence between all pairs of ``series``: a symmetric (n, n) matrix >= 0.
+
+    D(x, y) = sdtw(x, y) - (sdtw(x, x) + sdtw(y, y)) / 2 (Blondel, Mensch & Vert, AISTATS 2021),
+    which is >= 0 and 0 on the diagonal; tiny negative round-off is clipped to 0 and the matrix
+    is symmetrised, so it can feed ``silhouette_score(metric="precomputed")``.
+    """
+    cross = sdtw_cross(series, series, gamma, device)  # (n, n)
+    self_ = np.diag(cross)
+    div = cross - 0.5 * (self_[:, None] + self_[None, :])
+    div = np.clip(0.5 * (div + div.T), 0.0, None)
+    np.fill_diagonal(div, 0.0)
+    return div
+
+
+def assign(
+    series: list[np.ndarray], centroids: np.ndarray, gamma: float, device: str
+) -> np.ndarray:
+    """Cluster id (N,) of each series: argmin_j sdtw(x_i, c_j) over the centroids (k, T, D)."""
+    cents = centroid_series(centroids)
+    labels = np.empty(len(series), dtype=np.int64)
+    starts = range(0, len(series), ASSIGN_CHUNK)
+    for s in tqdm(starts, desc="assign clusters", disable=len(starts) < 2):
+        dist = sdtw_cross(series[s : s + ASSIGN_CHUNK], cents, gamma, device)  # (n, k)
+        labels[s : s + ASSIGN_CHUNK] = dist.argmin(axis=1)
+    return labels

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from agcc.cli import main
+from agcc.io.segments import SEGMENT_COLUMNS, load_segments, save_segments
 from agcc.params import EMOTIONS, SPLITS, VOWELS
-from agcc.stages.segments import SEGMENT_COLUMNS, load_segments, save_segments
 
 REPO = Path(__file__).resolve().parents[2]
 K_GRID = [2, 3, 4]

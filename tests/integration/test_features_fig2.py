@@ -13,8 +13,9 @@ import soundfile as sf
 import yaml
 
 from agcc.cli import main
-from agcc.stages.features import load_features, segment_frames
-from agcc.stages.segments import load_segments
+from agcc.framing import segment_frames
+from agcc.io.features import load_features
+from agcc.io.segments import load_segments
 
 CORPORA = ("demo_crema", "demo_improv")
 K_AG, K_AC = 3, 4

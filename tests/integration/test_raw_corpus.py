@@ -15,7 +15,7 @@ import yaml
 
 from agcc.cli import main
 from agcc.corpora.crema_d import SENTENCES
-from agcc.stages.segments import load_segments
+from agcc.io.segments import load_segments
 
 from ..media import cut_video, faceless_video, fixture_video, need_espeak, speech, write_wav
 from .conftest import tiny_params

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from agcc.cli import main
-from agcc.stages.segments import load_segments
+from agcc.io.segments import load_segments
 
 CORPORA = ("demo_crema", "demo_improv")
 

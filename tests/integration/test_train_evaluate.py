@@ -13,10 +13,10 @@ import yaml
 
 from agcc.cli import main
 from agcc.corpora.base import MANIFEST_COLUMNS
+from agcc.io.cluster_model import AGModel, save_model
+from agcc.io.segments import SEGMENT_COLUMNS, save_segments
 from agcc.params import EMOTIONS, VOWELS, ParamsError, load_params
 from agcc.skips import SkipReport, TooManySkipsError
-from agcc.stages.cluster import AGModel, save_model
-from agcc.stages.segments import SEGMENT_COLUMNS, save_segments
 
 REPO = Path(__file__).resolve().parents[2]
 CORPORA = ("corp_a", "corp_b")
@@ -413,7 +413,8 @@ def test_direction_naming_an_unknown_corpus_is_a_params_error(tmp_path: Path) ->
 
 
 def test_missing_checkpoint_and_features_are_clear_errors(pipeline: Path) -> None:
-    from agcc.stages.train import load_checkpoint, read_features
+    from agcc.io.features import read_features
+    from agcc.stages.train import load_checkpoint
 
     with pytest.raises(FileNotFoundError, match=r"nowhere\.pt: no such checkpoint"):
         load_checkpoint(pipeline / "nowhere.pt")

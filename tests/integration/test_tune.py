@@ -15,8 +15,8 @@ import optuna
 import pytest
 import yaml
 
+from agcc.io.cluster_model import AGModel, load_model, save_model
 from agcc.params import load_params
-from agcc.stages.cluster import AGModel, load_model, save_model
 from tests.integration.test_train_evaluate import (
     CORPORA,
     fake_clusters,

@@ -8,15 +8,9 @@ from pathlib import Path
 import pytest
 from praatio import textgrid
 
+from agcc.io.textgrid import read_textgrid
+from agcc.phones import Alignment, Interval, is_known_phone, vowel_class, vowel_intervals
 from agcc.skips import InputError
-from agcc.stages.align import (
-    Alignment,
-    Interval,
-    is_known_phone,
-    read_textgrid,
-    vowel_class,
-    vowel_intervals,
-)
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 

@@ -9,16 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from agcc.io.cluster_model import read_assignments
+from agcc.overlap import average_overlap, cluster_shares, common_clusters, eq1_similarity, overlap
 from agcc.stages.analyze import (
     IPA,
-    average_overlap,
-    cluster_shares,
-    common_clusters,
-    eq1_similarity,
     member_band,
-    overlap,
     pick_fig1_clusters,
-    read_assignments,
     resample_linear,
     table1,
     table1_markdown,

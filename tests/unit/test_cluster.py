@@ -7,26 +7,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from agcc.params import ClusterParams
-from agcc.stages.cluster import (
+from agcc.io.cluster_model import (
     ASSIGNMENT_COLUMNS,
     AGModel,
-    assign,
-    check_segments,
-    elbow_k,
-    fit_indices,
-    load_corpora,
     load_model,
-    pairwise_divergence,
-    resolve_device,
     save_model,
-    silhouette,
-    sweep_ks,
     write_assignments,
 )
-from agcc.stages.segments import SEGMENT_COLUMNS, save_segments
+from agcc.io.segments import SEGMENT_COLUMNS, check_segments, load_corpora, save_segments
+from agcc.params import ClusterParams
+from agcc.sdtw import assign, pairwise_divergence
+from agcc.stages.cluster import elbow_k, fit_indices, silhouette, sweep_ks
 
 
 def _table(corpus: str, splits: list[str]) -> pd.DataFrame:
@@ -154,13 +146,6 @@ def test_k_larger_than_fit_set_is_an_error() -> None:
 def test_sweep_adds_k_to_the_grid() -> None:
     assert sweep_ks(ClusterParams(k=12, k_grid=(2, 4, 6)), n_fit=50) == [2, 4, 6, 12]
     assert sweep_ks(ClusterParams(k=None, k_grid=(2, 4, 6)), n_fit=50) == [2, 4, 6]
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
-def test_cuda_without_cuda_is_an_error() -> None:
-    assert resolve_device("auto") == "cpu"
-    with pytest.raises(ValueError, match="no CUDA"):
-        resolve_device("cuda")
 
 
 # --- assignment, divergences, files --------------------------------------------------------

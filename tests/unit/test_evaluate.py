@@ -9,19 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from agcc.io.predictions import load_runs
 from agcc.params import EMOTIONS, BaseParams, EvaluateParams
-from agcc.stages.evaluate import (
-    PAPER_TABLE2,
-    binary_uar,
-    bootstrap_uar,
-    confusion_matrix,
-    load_runs,
-    paired_bootstrap_diff,
-    run,
-    table2,
-    table2_markdown,
-    uar,
-)
+from agcc.stages.evaluate import PAPER_TABLE2, run, table2, table2_markdown
+from agcc.stats import binary_uar, bootstrap_uar, confusion_matrix, paired_bootstrap_diff, uar
 
 Y = np.array([0, 0, 0, 1, 1, 2])
 P = np.array([0, 0, 1, 1, 0, 2])

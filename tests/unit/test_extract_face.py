@@ -21,9 +21,10 @@ from agcc.extract.face import (
     score_confidence,
     write_csv,
 )
+from agcc.mouth import LEFT_EYE, RIGHT_EYE, normalise_points
 from agcc.params import LandmarkParams
 from agcc.skips import InputError, SkipReport
-from agcc.stages.landmarks import LEFT_EYE, RIGHT_EYE, normalise_points, read_openface_csv
+from agcc.stages.landmarks import read_openface_csv
 
 from ..media import cut_video, faceless_video, fixture_video
 

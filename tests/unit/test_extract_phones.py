@@ -21,10 +21,11 @@ from agcc.extract.phones import (
     words_of,
     write_textgrid,
 )
+from agcc.io.textgrid import read_textgrid
 from agcc.params import AlignParams, BaseParams
+from agcc.phones import vowel_intervals
 from agcc.skips import InputError, SkipReport
 from agcc.stages import align as align_stage
-from agcc.stages.align import read_textgrid, vowel_intervals
 
 from ..media import cut_video, fixture_video, need_espeak, speech, write_wav
 

@@ -13,26 +13,23 @@ import pytest
 import soundfile as sf
 import torch
 
+from agcc.framing import SAMPLE_RATE, grid_frames, segment_frames
+from agcc.io.features import FrameWriter, load_features
 from agcc.params import FeatureParams
 from agcc.skips import InputError, SkipReport
 from agcc.stages.analyze import association, association_counts, mean_max_row_share, row_shares
 from agcc.stages.features import (
-    SAMPLE_RATE,
-    FrameWriter,
     HFEncoder,
     LogMelEncoder,
     ModelNotFoundError,
     build_encoder,
     extract,
-    grid_frames,
     hz_to_mel,
-    load_features,
     make_batches,
     mel_filterbank,
     mel_to_hz,
     probe,
     read_audio,
-    segment_frames,
     utterance_normalise,
 )
 

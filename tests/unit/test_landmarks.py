@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from agcc import mouth as geom
+from agcc.io.mouth import load_mouth
 from agcc.params import BaseParams, LandmarkParams
 from agcc.skips import InputError, TooManySkipsError
 from agcc.stages import landmarks as lm
@@ -82,7 +84,7 @@ def test_real_openface_fixture_old_header() -> None:
     assert not np.isnan(track.points).any()
     assert tuple(track.points[0, 36]) == (297.654, 186.139)
     assert tuple(track.points[0, 48]) == (315.034, 237.529)
-    mouth = lm.normalise_mouth(track.points, lm.eye_centres(track))
+    mouth = geom.normalise_mouth(track.points, lm.eye_centres(track))
     assert np.all(mouth[:, :, 1] > 0.5)  # mouth below the eyes: y grows downwards
     assert np.all(mouth[:, 0, 0] < 0) and np.all(mouth[:, 6, 0] > 0)  # 48 left-eye side, 54 right
 
@@ -107,7 +109,7 @@ def test_openface_22_header_uses_pupils(tmp_path: Path) -> None:
     np.testing.assert_allclose(lm.eye_centres(track), track.pupils)
     # mouth 48 at (130, 160): straight below the pupil midpoint (130, 104) by 56 px, IPD 80
     np.testing.assert_allclose(
-        lm.normalise_mouth(track.points, lm.eye_centres(track))[0, 0],
+        geom.normalise_mouth(track.points, lm.eye_centres(track))[0, 0],
         [0.0, 0.7],
         rtol=0,
         atol=1e-12,
@@ -119,7 +121,9 @@ def test_eye_means_without_pupils(tmp_path: Path) -> None:
     np.testing.assert_allclose(lm.eye_centres(track)[1], [LEFT, RIGHT], atol=1e-12)
     # eyes (100,100)-(160,100): midpoint (130,100), IPD 60; mouth 48 at (131,161) in frame 1
     np.testing.assert_allclose(
-        lm.mouth_features(track.points, lm.eye_centres(track))[1, :2], [1 / 60, 61 / 60], atol=1e-12
+        geom.mouth_features(track.points, lm.eye_centres(track))[1, :2],
+        [1 / 60, 61 / 60],
+        atol=1e-12,
     )
 
 
@@ -195,27 +199,27 @@ def test_normalise_points_by_hand() -> None:
     eyes = np.array([[[0.0, 0.0], [0.0, 2.0]]])
     pts = np.array([[[-1.0, 1.0], [1.0, 1.0], [0.0, 2.0]]])
     np.testing.assert_allclose(
-        lm.normalise_points(pts, eyes)[0], [[0.0, 0.5], [0.0, -0.5], [0.5, 0.0]], atol=1e-15
+        geom.normalise_points(pts, eyes)[0], [[0.0, 0.5], [0.0, -0.5], [0.5, 0.0]], atol=1e-15
     )
 
 
 def test_coincident_eyes_give_nan() -> None:
-    out = lm.normalise_points(np.ones((1, 3, 2)), np.zeros((1, 2, 2)))
+    out = geom.normalise_points(np.ones((1, 3, 2)), np.zeros((1, 2, 2)))
     assert np.isnan(out).all()
 
 
 def test_mouth_column_order() -> None:
-    assert [lm.mouth_column(48, "x"), lm.mouth_column(48, "y")] == [0, 1]
-    assert [lm.mouth_column(54, "x"), lm.mouth_column(57, "y"), lm.mouth_column(59, "y")] == [
+    assert [geom.mouth_column(48, "x"), geom.mouth_column(48, "y")] == [0, 1]
+    assert [geom.mouth_column(54, "x"), geom.mouth_column(57, "y"), geom.mouth_column(59, "y")] == [
         12,
         19,
         23,
     ]
     pts, eyes = face(2), np.broadcast_to(np.stack([LEFT, RIGHT]), (2, 2, 2))
-    flat, grid = lm.mouth_features(pts, eyes), lm.normalise_mouth(pts, eyes)
-    assert flat[1, lm.mouth_column(57, "y")] == grid[1, 9, 1]
+    flat, grid = geom.mouth_features(pts, eyes), geom.normalise_mouth(pts, eyes)
+    assert flat[1, geom.mouth_column(57, "y")] == grid[1, 9, 1]
     with pytest.raises(ValueError, match="47"):
-        lm.mouth_column(47, "x")
+        geom.mouth_column(47, "x")
 
 
 coords = st.floats(-50, 50, allow_nan=False)
@@ -242,7 +246,10 @@ def test_normalise_mouth_is_similarity_invariant(
         return scale * p @ rot.T + np.array(shift)
 
     np.testing.assert_allclose(
-        lm.normalise_mouth(move(pts), move(eyes)), lm.normalise_mouth(pts, eyes), rtol=0, atol=1e-9
+        geom.normalise_mouth(move(pts), move(eyes)),
+        geom.normalise_mouth(pts, eyes),
+        rtol=0,
+        atol=1e-9,
     )
 
 
@@ -252,7 +259,7 @@ def test_eyes_land_ordered_at_unit_distance(eyes: np.ndarray) -> None:
     dist = np.linalg.norm(eyes[:, 1] - eyes[:, 0], axis=1)
     if np.any(dist < 1e-3):
         return  # coincident eyes give NaN (tested above)
-    out = lm.normalise_points(eyes, eyes)  # (3, 2, 2)
+    out = geom.normalise_points(eyes, eyes)  # (3, 2, 2)
     assert np.all(out[:, 0, 0] < out[:, 1, 0])
     np.testing.assert_allclose(np.linalg.norm(out[:, 1] - out[:, 0], axis=1), 1.0, atol=1e-9)
     np.testing.assert_allclose(out, np.broadcast_to([[-0.5, 0], [0.5, 0]], out.shape), atol=1e-9)
@@ -271,15 +278,15 @@ def test_interpolate_gaps_exact_values() -> None:
             [5, 5, 5, 5, nan, 7, 7, nan, 7, 7, 7],  # two gaps of 1
         ]
     ).T  # (F, 2)
-    out = lm.interpolate_gaps(time, values, max_gap_frames=2)
+    out = geom.interpolate_gaps(time, values, max_gap_frames=2)
     # t = 0.2 and 0.4 between (0.1, 0) and (0.5, 3): 3 * 0.1 / 0.4 and 3 * 0.3 / 0.4
     expected0 = [nan, 0, 0.75, 2.25, 3, nan, nan, nan, nan, 8, nan]
     expected1 = [5, 5, 5, 5, 6, 7, 7, 7, 7, 7, 7]
     np.testing.assert_allclose(out[:, 0], expected0, rtol=1e-12)
     np.testing.assert_allclose(out[:, 1], expected1, rtol=1e-12)
     assert np.isnan(values).sum() == 10  # input untouched
-    np.testing.assert_array_equal(lm.interpolate_gaps(time, values, 0), values)
-    still = lm.interpolate_gaps(time, values, max_gap_frames=4)[:, 0]
+    np.testing.assert_array_equal(geom.interpolate_gaps(time, values, 0), values)
+    still = geom.interpolate_gaps(time, values, max_gap_frames=4)[:, 0]
     np.testing.assert_allclose(still[5:9], [4, 5, 6, 7], rtol=1e-12)
     assert np.isnan(still[[0, 10]]).all()
 
@@ -318,10 +325,10 @@ def test_stage_writes_mouth_skips_and_metrics(stage_dir: Path) -> None:
         assert z["offsets"].tolist() == [0, 4, 13] and z["offsets"].dtype == np.int64
         assert z["time"].dtype == np.float64 and z["mouth"].dtype == np.float32
         assert z["mouth"].shape == (13, 24)
-    mouth = lm.load_mouth(out / "mouth.npz")
+    mouth = load_mouth(out / "mouth.npz")
     t_a, m_a = mouth["a"]
     eyes = np.broadcast_to(np.stack([LEFT, RIGHT]), (4, 2, 2))
-    np.testing.assert_allclose(m_a, lm.mouth_features(face(4), eyes), rtol=1e-6)
+    np.testing.assert_allclose(m_a, geom.mouth_features(face(4), eyes), rtol=1e-6)
     np.testing.assert_allclose(t_a, np.arange(4) / 30.0)
     m_b = mouth["b"][1]
     assert np.isnan(m_b).any(axis=1).tolist() == [False] * 3 + [True] * 4 + [False] * 2

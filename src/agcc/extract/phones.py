@@ -40,8 +40,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from agcc.params import AlignParams
+from agcc.phones import Interval
 from agcc.skips import InputError, SkipReport
-from agcc.stages.align import Interval
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,70 +31,17 @@ import torch
 from tqdm import tqdm
 
 from agcc import tracking
+from agcc.devices import resolve_device
+from agcc.io.cluster_model import AGModel, save_model, write_assignments
+from agcc.io.segments import load_corpora
 from agcc.params import BaseParams, ClusterParams
-from agcc.stages.segments import load_segments
+from agcc.sdtw import assign, centroid_series, pairwise_divergence
 
 log = logging.getLogger(__name__)
-
-ASSIGNMENT_COLUMNS = ["seg_id", "corpus", "split", "emotion", "vowel", "cluster"]
-#: Segments per soft-DTW call when assigning; bounds memory, gives the progress bar its steps.
-ASSIGN_CHUNK = 4096
-
-
-@dataclass(frozen=True)
-class AGModel:
-    """A fitted AG cluster model: centroids (k, T, D) and their (k, k) soft-DTW divergences."""
-
-    centroids: np.ndarray
-    distance: np.ndarray
-    gamma: float
-    engine: str
-    inertia: float
-    n_iter: int
-    seconds: float = 0.0
-
-    @property
-    def k(self) -> int:
-        """Number of clusters."""
-        return int(self.centroids.shape[0])
 
 
 # ---------------------------------------------------------------------------------------------
 # Input
-
-
-def load_corpora(seg_dirs: list[Path]) -> tuple[pd.DataFrame, list[np.ndarray]]:
-    """Load and check the segments of every folder; one table and one (T_i, D) list for all."""
-    if not seg_dirs:
-        raise ValueError("no segments folder given (--segments DIR [DIR ...])")
-    tables, series = [], []
-    for seg_dir in seg_dirs:
-        table, frames = load_segments(seg_dir)
-        check_segments(table, frames, Path(seg_dir))
-        tables.append(table)
-        series.extend(frames)
-    table = pd.concat(tables, ignore_index=True)
-    names = [t["corpus"].iloc[0] for t in tables]
-    if len(set(names)) != len(names) or any(t["corpus"].nunique() != 1 for t in tables):
-        raise ValueError(f"each segments folder must hold one distinct corpus, got {names}")
-    widths = {f.shape[1] for f in series}
-    if len(widths) != 1:
-        raise ValueError(f"segments of {seg_dirs} mix frame widths {sorted(widths)}")
-    return table, series
-
-
-def check_segments(table: pd.DataFrame, frames: list[np.ndarray], seg_dir: Path) -> None:
-    """Fail naming the folder and segment on an empty corpus, NaN/inf values or < 2 frames."""
-    if not len(table):
-        raise ValueError(f"{seg_dir}: no segments in segments.csv (empty corpus)")
-    for seg_id, f in zip(table["seg_id"], frames, strict=True):
-        if f.ndim != 2 or len(f) < 2:
-            raise ValueError(
-                f"{seg_dir}: segment {seg_id!r} has {len(f)} frame(s), shape {f.shape}; Soft-DTW "
-                "clustering needs >= 2 frames per segment (segments.min_frames)"
-            )
-        if not np.isfinite(f).all():
-            raise ValueError(f"{seg_dir}: segment {seg_id!r} contains NaN or infinite values")
 
 
 def fit_indices(table: pd.DataFrame, cp: ClusterParams, seed: int) -> np.ndarray:
@@ -126,68 +72,8 @@ def sweep_ks(cp: ClusterParams, n_fit: int) -> list[int]:
     return ks
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda`` without CUDA is an error."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("cluster.device='cuda' but torch finds no CUDA device; use 'auto'")
-    return device
-
-
 # ---------------------------------------------------------------------------------------------
 # Soft-DTW helpers (assignment, divergences)
-
-
-def _padded(series: list[np.ndarray], device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Series as a zero-padded float64 tensor (N, T_max, D) and their lengths (N,)."""
-    lengths = torch.tensor([len(s) for s in series], dtype=torch.long)
-    out = torch.zeros((len(series), int(lengths.max()), series[0].shape[1]), dtype=torch.float64)
-    for i, s in enumerate(series):
-        out[i, : len(s)] = torch.from_numpy(np.asarray(s, dtype=np.float64))
-    return out.to(device), lengths.to(device)
-
-
-def centroid_series(centroids: np.ndarray) -> list[np.ndarray]:
-    """Centroids (k, T, D) as a list of (T_j, D) arrays without trailing all-NaN padding frames."""
-    return [c[np.isfinite(c).all(axis=1)] for c in centroids]
-
-
-def sdtw_cross(a: list[np.ndarray], b: list[np.ndarray], gamma: float, device: str) -> np.ndarray:
-    """Soft-DTW of every pair (a_i, b_j): (len(a), len(b)) float64, via agcc.sdtw.soft_dtw_cross."""
-    from agcc.sdtw import soft_dtw_cross
-
-    xa, la = _padded(a, device)
-    xb, lb = _padded(b, device)
-    return soft_dtw_cross(xa, xb, gamma, la, lb).cpu().numpy()
-
-
-def pairwise_divergence(series: list[np.ndarray], gamma: float, device: str) -> np.ndarray:
-    r"""Soft-DTW divergence between all pairs of ``series``: a symmetric (n, n) matrix >= 0.
-
-    D(x, y) = sdtw(x, y) - (sdtw(x, x) + sdtw(y, y)) / 2 (Blondel, Mensch & Vert, AISTATS 2021),
-    which is >= 0 and 0 on the diagonal; tiny negative round-off is clipped to 0 and the matrix
-    is symmetrised, so it can feed ``silhouette_score(metric="precomputed")``.
-    """
-    cross = sdtw_cross(series, series, gamma, device)  # (n, n)
-    self_ = np.diag(cross)
-    div = cross - 0.5 * (self_[:, None] + self_[None, :])
-    div = np.clip(0.5 * (div + div.T), 0.0, None)
-    np.fill_diagonal(div, 0.0)
-    return div
-
-
-def assign(
-    series: list[np.ndarray], centroids: np.ndarray, gamma: float, device: str
-) -> np.ndarray:
-    """Cluster id (N,) of each series: argmin_j sdtw(x_i, c_j) over the centroids (k, T, D)."""
-    cents = centroid_series(centroids)
-    labels = np.empty(len(series), dtype=np.int64)
-    starts = range(0, len(series), ASSIGN_CHUNK)
-    for s in tqdm(starts, desc="assign clusters", disable=len(starts) < 2):
-        dist = sdtw_cross(series[s : s + ASSIGN_CHUNK], cents, gamma, device)  # (n, k)
-        labels[s : s + ASSIGN_CHUNK] = dist.argmin(axis=1)
-    return labels
 
 
 def silhouette(div: np.ndarray, labels: np.ndarray) -> float:
@@ -265,43 +151,6 @@ def fit_model(
         )
     distance = pairwise_divergence(cents, cp.gamma, device)
     return AGModel(centroids, distance, cp.gamma, cp.engine, inertia, n_iter, seconds)
-
-
-def save_model(path: Path, model: AGModel) -> Path:
-    """Write a model as npz: centroids (k, T, D), distance (k, k), k, gamma, engine, inertia, ...
-
-    The keys are centroids, distance, k, gamma, engine, inertia, n_iter and seconds.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(
-        path,
-        centroids=model.centroids,
-        distance=model.distance,
-        k=model.k,
-        gamma=model.gamma,
-        engine=np.array(model.engine),
-        inertia=model.inertia,
-        n_iter=model.n_iter,
-        seconds=model.seconds,
-    )
-    return path
-
-
-def load_model(path: str | Path) -> AGModel:
-    """Read a model written by :func:`save_model` (``model.npz`` or ``models/k??.npz``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such AG model; run the cluster stage first")
-    with np.load(path) as z:
-        return AGModel(
-            centroids=z["centroids"],
-            distance=z["distance"],
-            gamma=float(z["gamma"]),
-            engine=str(z["engine"]),
-            inertia=float(z["inertia"]),
-            n_iter=int(z["n_iter"]),
-            seconds=float(z["seconds"]),
-        )
 
 
 def sweep(
@@ -421,14 +270,6 @@ def plot_elbow(curve: pd.DataFrame, k_elbow: int, k_chosen: int) -> Any:
 # Stage
 
 
-def write_assignments(table: pd.DataFrame, labels: np.ndarray, path: Path) -> pd.DataFrame:
-    """Write ``assignments.csv``: one row per segment with its cluster id (0..k-1)."""
-    out = table[ASSIGNMENT_COLUMNS[:-1]].assign(cluster=labels)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(path, index=False)
-    return out
-
-
 def _stage_metrics(
     model: AGModel, k_elbow: int, fits: dict[int, AGModel], curve: pd.DataFrame, n: dict[str, int]
 ) -> dict[str, float]:
@@ -455,7 +296,7 @@ def run(seg_dirs: list[Path], cp: ClusterParams, base: BaseParams, out_dir: Path
         st.skips.n_seen = len(table)
         idx = fit_indices(table, cp, base.seed)
         ks = sweep_ks(cp, len(idx))
-        device = resolve_device(cp.device)
+        device = resolve_device(cp.device, "cluster.device")
         log.info(
             "fitting k = %s on %d %r segments (%s engine, %s)",
             ks,

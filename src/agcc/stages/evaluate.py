@@ -31,7 +31,9 @@ import numpy as np
 import pandas as pd
 
 from agcc import tracking
+from agcc.io.predictions import ORACLE_SUFFIX, load_runs, method_dir, read_predictions
 from agcc.params import BaseParams, EvaluateParams
+from agcc.stats import binary_uar, paired_bootstrap_diff, uar
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,6 @@ METHOD_LABELS = {
 #: Baselines AG-CC is compared with in the bootstrap (the upper bounds train on the target).
 BASELINES = ("source_only", "pa_cc", "la_cc", "hard_ag")
 BINARY_LABELS = {"neutral": "Neu", "anger": "Ang", "happiness": "Hap", "sadness": "Sad"}
-ORACLE_SUFFIX = "_ORACLE"
 
 #: The paper's Table II (UAR %, CREMA-D and MSP-IMPROV, wav2vec2 features; binary columns from
 #: dedicated binary models). A reference only: never merged with this pipeline's numbers.
@@ -64,172 +65,8 @@ PAPER_TABLE2 = (
 # Metrics (pure)
 
 
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """Counts (C, C): row = true class, column = predicted class."""
-    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
-    if y_true.shape != y_pred.shape or y_true.ndim != 1:
-        raise ValueError(f"y_true, y_pred must be (n,) alike, got {y_true.shape}, {y_pred.shape}")
-    bad = np.concatenate([y_true, y_pred])
-    bad = bad[(bad < 0) | (bad >= n_classes)]
-    if len(bad):
-        raise ValueError(f"class ids must lie in 0..{n_classes - 1}, got {bad[0]}")
-    flat = np.bincount(y_true * n_classes + y_pred, minlength=n_classes**2)  # (C * C,)
-    return flat.reshape(n_classes, n_classes)  # (C, C)
-
-
-def uar(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
-    r"""Unweighted average recall (macro recall): UAR = (1 / |K|) sum_{c in K} TP_c / N_c.
-
-    K is the set of classes present in y_true (N_c > 0), so a class absent from the test set
-    neither counts as 0 nor as 1. NaN for an empty y_true.
-    """
-    cm = confusion_matrix(y_true, y_pred, n_classes)
-    support = cm.sum(axis=1)
-    if not support.any():
-        return math.nan
-    return float((np.diag(cm)[support > 0] / support[support > 0]).mean())
-
-
-def binary_uar(y_true: np.ndarray, y_pred: np.ndarray, positive: int) -> float:
-    r"""One-vs-rest UAR of class ``positive`` from multi-class labels: (TPR + TNR) / 2.
-
-    An item is predicted positive iff y_pred == positive (the 4-class argmax), so the binary
-    decision is derived from the 4-class posteriors. With one side absent from y_true, the UAR
-    is the recall of the side present.
-    """
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    return uar((y_true == positive).astype(np.int64), (y_pred == positive).astype(np.int64), 2)
-
-
-def bootstrap_uar(
-    y_true: np.ndarray, y_pred: np.ndarray, idx: np.ndarray, n_classes: int
-) -> np.ndarray:
-    r"""UAR of each prediction row on each bootstrap resample, vectorised.
-
-    With W[b, i] the number of times test item i is drawn in resample b, the recall of class c on
-    resample b is sum_i W[b, i] [y_i = c][pred_i = c] / sum_i W[b, i] [y_i = c]; classes absent
-    from a resample are left out of its mean.
-
-    Args:
-        y_true: (n,) true classes; y_pred: (M, n) predictions of M models (or seeds).
-        idx: (B, n) resampled item indices.
-
-    Returns:
-        (M, B) UARs.
-    """
-    n_boot, n = idx.shape
-    weights = np.zeros((n_boot, n))
-    np.add.at(weights, (np.arange(n_boot)[:, None], idx), 1.0)  # (B, n) draw counts
-    onehot = np.eye(n_classes)[np.asarray(y_true)]  # (n, C)
-    support = weights @ onehot  # (B, C)
-    hits = (np.asarray(y_pred) == np.asarray(y_true)[None, :])[:, :, None] * onehot  # (M, n, C)
-    recall = np.einsum("bn,mnc->mbc", weights, hits) / np.where(support > 0, support, 1.0)
-    present = support > 0  # (B, C)
-    return (recall * present).sum(axis=2) / present.sum(axis=1)  # (M, B)
-
-
-def paired_bootstrap_diff(
-    y_true: np.ndarray,
-    pred_a: np.ndarray,
-    pred_b: np.ndarray,
-    n_boot: int,
-    ci: float,
-    rng: np.random.Generator,
-    n_classes: int,
-) -> tuple[float, float, float]:
-    r"""Seed-averaged UAR difference of A minus B with a paired percentile bootstrap CI.
-
-    diff = mean_s UAR(A_s) - mean_s UAR(B_s) on the full test set; the CI is the central ``ci``
-    interval of the same difference over ``n_boot`` resamples of the test items, each resample
-    shared by A, B and every seed (paired).
-
-    Args:
-        y_true: (n,) true classes; pred_a: (S_a, n), pred_b: (S_b, n) predictions per seed.
-
-    Returns:
-        (diff, low, high) as fractions (not percent).
-    """
-    y_true = np.asarray(y_true)
-    full = uar_rows(y_true, pred_a, n_classes).mean() - uar_rows(y_true, pred_b, n_classes).mean()
-    idx = rng.integers(0, len(y_true), size=(n_boot, len(y_true)))  # (B, n)
-    diffs = bootstrap_uar(y_true, pred_a, idx, n_classes).mean(axis=0) - bootstrap_uar(
-        y_true, pred_b, idx, n_classes
-    ).mean(axis=0)  # (B,)
-    tail = (1.0 - ci) / 2.0
-    low, high = np.quantile(diffs, [tail, 1.0 - tail])
-    return float(full), float(low), float(high)
-
-
-def uar_rows(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """UAR (M,) of each row of predictions (M, n) against y_true (n,)."""
-    return np.array([uar(y_true, row, n_classes) for row in np.atleast_2d(y_pred)])
-
-
-def plot_confusion(cm: np.ndarray, labels: list[str] | tuple[str, ...], title: str) -> Any:
-    """A row-normalised confusion matrix (true x predicted) with counts, as a Figure."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(4.8, 4.2), layout="constrained")
-    ax = fig.subplots()
-    share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    ax.imshow(share, vmin=0.0, vmax=1.0, cmap="Blues")
-    for (i, j), n in np.ndenumerate(cm):
-        ax.text(
-            j,
-            i,
-            f"{n}\n{share[i, j]:.0%}",
-            ha="center",
-            va="center",
-            fontsize=8,
-            color="white" if share[i, j] > 0.5 else "black",
-        )
-    ax.set_xticks(range(len(labels)), labels, rotation=30)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
-    return fig
-
-
 # ---------------------------------------------------------------------------------------------
 # Reading the train stage's outputs
-
-RUN_COLUMNS = ("direction", "source", "target", "method", "oracle", "seed", "status", "predictions")
-
-
-def load_runs(train_dir: Path) -> pd.DataFrame:
-    """The finished runs of ``runs.csv`` (failed ones are left out with a warning)."""
-    path = train_dir / "runs.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file; run the train stage first")
-    runs = pd.read_csv(path, keep_default_na=False, dtype={"seed": int})
-    missing = [c for c in RUN_COLUMNS if c not in runs.columns]
-    if missing:
-        raise ValueError(f"{path}: missing columns {missing}")
-    runs["oracle"] = runs["oracle"].astype(str).str.lower() == "true"
-    failed = runs[runs["status"] != "FINISHED"]
-    if len(failed):
-        log.warning("%s: leaving out %d runs that did not finish", path, len(failed))
-    runs = runs[runs["status"] == "FINISHED"].reset_index(drop=True)
-    if runs.empty:
-        raise ValueError(f"{path}: no finished run to evaluate")
-    return runs
-
-
-def read_predictions(path: Path, emotions: tuple[str, ...]) -> pd.DataFrame:
-    """predictions.csv sorted by utt_id with integer ``y_true`` and ``y_pred`` columns added."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such predictions file; re-run the train stage")
-    frame = pd.read_csv(path, keep_default_na=False)
-    missing = [c for c in ("utt_id", "true", "pred") if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path}: missing columns {missing}")
-    index = {e: i for i, e in enumerate(emotions)}
-    unknown = sorted((set(frame["true"]) | set(frame["pred"])) - set(index))
-    if unknown:
-        raise ValueError(f"{path}: labels {unknown} are not in base.emotions {list(emotions)}")
-    frame["y_true"], frame["y_pred"] = frame["true"].map(index), frame["pred"].map(index)
-    return frame.sort_values("utt_id", kind="stable").reset_index(drop=True)
 
 
 def score_runs(
@@ -259,11 +96,6 @@ def score_runs(
             | {e: binary_uar(y, p, i) for i, e in enumerate(emotions)}
         )
     return pd.DataFrame(scores), preds
-
-
-def method_dir(method: str, oracle: bool) -> str:
-    """A method's key: its name, with ``_ORACLE`` when the run used true target labels."""
-    return method + (ORACLE_SUFFIX if oracle else "")
 
 
 # ---------------------------------------------------------------------------------------------

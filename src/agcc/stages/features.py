@@ -46,15 +46,13 @@ seconds of audio per second).
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -67,15 +65,14 @@ from tqdm import tqdm
 
 from agcc import tracking
 from agcc.corpora.base import read_manifest
+from agcc.devices import resolve_device
+from agcc.framing import FRAME_RATE, HOP, SAMPLE_RATE, WIN, grid_frames
+from agcc.io.features import FrameWriter, write_meta
 from agcc.params import BaseParams, FeatureParams
 from agcc.skips import InputError, SkipReport
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
-FRAME_RATE = 50.0
-HOP = 320  # samples per 20 ms frame at 16 kHz
-WIN = 400  # 25 ms analysis window
 N_FFT = 512
 LOG_FLOOR = 1e-6
 #: Peak amplitude at or below one 16-bit step counts as silence (an all-zero file).
@@ -88,11 +85,6 @@ MIN_FILL_UNMASKED = 0.99
 
 # ---------------------------------------------------------------------------------------------
 # Audio
-
-
-def grid_frames(n_samples: int) -> int:
-    """Frames of an utterance of ``n_samples`` at 16 kHz: F(n) = floor(n / 320 + 1/2)."""
-    return (int(n_samples) + HOP // 2) // HOP
 
 
 def audio_duration(path: str | Path) -> float:
@@ -344,18 +336,9 @@ class Encoder(Protocol):
         ...
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; ``cuda`` without CUDA is an error."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("features.device='cuda' but torch finds no CUDA device; use 'auto'")
-    return torch.device(device)
-
-
 def build_encoder(fp: FeatureParams) -> Encoder:
     """The encoder ``fp`` asks for, on ``fp.device``."""
-    device = resolve_device(fp.device)
+    device = resolve_device(fp.device, "features.device")
     if fp.encoder == "logmel":
         return LogMelEncoder(fp.n_mels, device, all_layers=fp.layer == "all")
     return HFEncoder(fp.model, fp.layer, device)
@@ -395,82 +378,6 @@ def make_batches(
     if current:
         batches.append(np.array(current))
     return batches
-
-
-@dataclass
-class FrameWriter:
-    """Appends frames utterance by utterance to a raw temp file; ``close`` writes the npz.
-
-    Memory stays at one batch even for all-layer features of a large corpus.
-    """
-
-    path: Path
-    ids: list[str] = field(default_factory=list)
-    lengths: list[int] = field(default_factory=list)
-    tail: tuple[int, ...] | None = None
-
-    def __post_init__(self) -> None:
-        """Open the temp file beside the npz."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(self.path.name + ".frames.tmp")
-        self._file = self.tmp.open("wb")
-
-    def add(self, utt_id: str, frames: np.ndarray) -> None:
-        """Append one utterance's frames (F, D) or (F, L, D) as float16."""
-        data = np.ascontiguousarray(frames, dtype=np.float16)
-        if self.tail is None:
-            self.tail = data.shape[1:]
-        if data.shape[1:] != self.tail:
-            raise ValueError(f"{utt_id}: frame shape {data.shape[1:]} != {self.tail}")
-        self._file.write(data.tobytes())
-        self.ids.append(utt_id)
-        self.lengths.append(len(data))
-
-    def discard(self) -> None:
-        """Close and delete the temp file (after a failure)."""
-        self._file.close()
-        self.tmp.unlink(missing_ok=True)
-
-    def close(self, tail: tuple[int, ...]) -> int:
-        """Write features.npz (utt_id, offsets, frames); returns the total frame count."""
-        self._file.close()
-        tail = self.tail or tail
-        offsets = np.concatenate([[0], np.cumsum(self.lengths, dtype=np.int64)]).astype(np.int64)
-        total = int(offsets[-1])
-        frames: np.ndarray = np.zeros((0, *tail), dtype=np.float16)
-        if total:
-            frames = np.memmap(self.tmp, dtype=np.float16, mode="r", shape=(total, *tail))
-        np.savez(self.path, utt_id=np.array(self.ids, dtype=str), offsets=offsets, frames=frames)
-        del frames
-        self.tmp.unlink()
-        return total
-
-
-def load_features(feat_dir: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read a features folder: utt_id -> frames (F, D) or (F, L, D) float16, and meta.json."""
-    feat_dir = Path(feat_dir)
-    path, meta_path = feat_dir / "features.npz", feat_dir / "meta.json"
-    if not path.is_file() or not meta_path.is_file():
-        raise FileNotFoundError(f"{feat_dir}: no features.npz/meta.json; run the features stage")
-    with np.load(path) as z:
-        ids, offsets, frames = z["utt_id"], z["offsets"], z["frames"]
-    if len(offsets) != len(ids) + 1 or offsets[-1] != len(frames):
-        raise ValueError(f"{path}: offsets {len(offsets)} do not fit {len(ids)} utterances")
-    meta = json.loads(meta_path.read_text())
-    return {str(u): frames[offsets[i] : offsets[i + 1]] for i, u in enumerate(ids)}, meta
-
-
-def segment_frames(start: float, end: float, n_frames: int, rate: float = FRAME_RATE) -> slice:
-    """Frames of the interval [start, end) s: floor(start r) .. max(that + 1, ceil(end r)).
-
-    Frame t covers [t / r, (t + 1) / r). A 1e-6-frame tolerance absorbs float error in the
-    times (0.3 * 50 = 15.000000000000002 must not give frame 16). Clipped to 0 .. n_frames; an
-    interval starting at or after the last frame's end gives an empty slice.
-    """
-    lo = max(0, math.floor(start * rate + 1e-6))
-    hi = max(lo + 1, math.ceil(end * rate - 1e-6))
-    lo, hi = min(lo, n_frames), min(hi, n_frames)
-    return slice(lo, hi)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -596,8 +503,7 @@ def run(name: str, manifest: Path, fp: FeatureParams, base: BaseParams, out_dir:
         tail = (encoder.dim,) if fp.layer != "all" else (encoder.n_layers, encoder.dim)
         n_frames = writer.close(tail)
         meta = _meta(fp, encoder)
-        (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-        st.log_artifact(out_dir / "meta.json")
+        st.log_artifact(write_meta(out_dir, meta))
         audio_s = stats.samples / SAMPLE_RATE
         st.metrics |= {
             "n_utts": stats.n_utts,

@@ -18,32 +18,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from agcc import tracking
+from agcc.io.mouth import load_mouth
+from agcc.io.segments import SEGMENT_COLUMNS, save_segments
+from agcc.io.textgrid import read_textgrid
 from agcc.params import BaseParams, SegmentParams
+from agcc.phones import vowel_intervals
 from agcc.skips import InputError
-from agcc.stages.align import read_textgrid, vowel_intervals
-from agcc.stages.landmarks import load_mouth
 
 log = logging.getLogger(__name__)
-
-SEGMENT_COLUMNS = [
-    "seg_id",
-    "utt_id",
-    "corpus",
-    "speaker",
-    "session",
-    "gender",
-    "split",
-    "emotion",
-    "vowel",
-    "phone",
-    "word",
-    "start",
-    "end",
-    "seg_start",
-    "seg_end",
-    "n_frames",
-    "offset",
-]
 
 
 @dataclass(frozen=True)
@@ -157,28 +139,6 @@ def finish_table(table: pd.DataFrame, manifest: pd.DataFrame, corpus: str) -> pd
     table["seg_id"] = table["utt_id"] + "#" + table.groupby("utt_id").cumcount().astype(str)
     table["offset"] = np.concatenate([[0], np.cumsum(table["n_frames"].to_numpy())[:-1]])
     return table[SEGMENT_COLUMNS]
-
-
-def save_segments(table: pd.DataFrame, frames: list[np.ndarray], out_dir: Path) -> None:
-    """Write segments.csv and segments.npz (mouth (S_total, 24) float32, offsets (S+1,))."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out_dir / "segments.csv", index=False)
-    offsets = np.concatenate([[0], np.cumsum([len(f) for f in frames])]).astype(np.int64)
-    mouth = np.concatenate(frames).astype(np.float32) if frames else np.zeros((0, 24), np.float32)
-    np.savez(
-        out_dir / "segments.npz", seg_id=table["seg_id"].to_numpy(str), offsets=offsets, mouth=mouth
-    )
-
-
-def load_segments(seg_dir: str | Path) -> tuple[pd.DataFrame, list[np.ndarray]]:
-    """Read a segments folder back: the table and one (T_i, 24) array per row."""
-    seg_dir = Path(seg_dir)
-    table = pd.read_csv(seg_dir / "segments.csv", keep_default_na=False, dtype={"session": str})
-    with np.load(seg_dir / "segments.npz") as z:
-        mouth, offsets, ids = z["mouth"], z["offsets"], z["seg_id"]
-    if len(ids) != len(table) or (ids != table["seg_id"].to_numpy(str)).any():
-        raise ValueError(f"{seg_dir}: segments.npz and segments.csv disagree; re-run the stage")
-    return table, [mouth[offsets[i] : offsets[i + 1]] for i in range(len(table))]
 
 
 def _metrics(table: pd.DataFrame, dropped: Counter) -> dict[str, float]:

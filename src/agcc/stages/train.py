@@ -49,7 +49,6 @@ training split and stale segments or clusters are errors naming the file.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import os
@@ -67,6 +66,13 @@ from tqdm import tqdm
 
 from agcc import tracking
 from agcc.corpora.base import read_manifest
+from agcc.devices import resolve_device
+from agcc.figures import plot_confusion
+from agcc.framing import frame_range
+from agcc.io.cluster_model import load_model, read_assignments
+from agcc.io.features import read_features
+from agcc.io.predictions import ORACLE_SUFFIX, write_predictions
+from agcc.io.segments import load_segments
 from agcc.losses import (
     coral,
     layer_similarity,
@@ -76,12 +82,11 @@ from agcc.losses import (
     soft_weights,
 )
 from agcc.models import SERConfig, SERModel, pool_segments
+from agcc.overlap import cluster_shares, common_clusters, overlap
 from agcc.params import VOWELS, BaseParams, TrainParams
+from agcc.sdtw import centroid_series, pairwise_divergence
 from agcc.skips import SkipReport
-from agcc.stages import analyze
-from agcc.stages.cluster import centroid_series, load_model, pairwise_divergence
-from agcc.stages.evaluate import ORACLE_SUFFIX, confusion_matrix, plot_confusion, uar
-from agcc.stages.segments import load_segments
+from agcc.stats import confusion_matrix, uar
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +95,6 @@ TRIPLET_METHODS = ("pa_cc", "hard_ag", "ag_cc")
 HARD_AG_MAX_ITER = 10
 #: hard_ag: at most this many validation segments per vowel (seeded subsample) per barycentre.
 HARD_AG_MAX_SERIES = 400
-#: Rounding slack when turning segment times into frame indices (0.58 * 50 = 28.999...).
-TIME_EPS = 1e-6
-#: Frames per chunk when scanning features for NaN/inf values.
-SCAN_CHUNK = 1 << 18
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,73 +133,6 @@ class CorpusData:
     def rows(self, split: str) -> np.ndarray:
         """Utterance rows of one split."""
         return np.flatnonzero(self.splits == split)
-
-
-def _first_nonfinite(frames: np.ndarray) -> int:
-    """Index of the first frame with a NaN or infinite value, or -1 (scanned in chunks)."""
-    for s in range(0, len(frames), SCAN_CHUNK):
-        chunk = frames[s : s + SCAN_CHUNK]
-        chunk = chunk.reshape(len(chunk), -1)  # (n, D) or (n, L * D)
-        bad = np.flatnonzero(~np.isfinite(chunk).all(axis=1))
-        if len(bad):
-            return s + int(bad[0])
-    return -1
-
-
-def read_features(feat_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """utt_id (N,), offsets (N + 1,), frames (F, D) or (F, L, D) and meta of a features folder.
-
-    The packed layout of the features stage is read directly (one array, no per-utterance
-    copies). Malformed files and NaN/inf values are errors naming the file and the utterance.
-    """
-    path, meta_path = feat_dir / "features.npz", feat_dir / "meta.json"
-    for p in (path, meta_path):
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: no such file; run the features stage first")
-    with np.load(path) as z:
-        missing = [k for k in ("utt_id", "offsets", "frames") if k not in z.files]
-        if missing:
-            raise ValueError(f"{path}: missing arrays {missing}; found {z.files}")
-        utt_ids, offsets, frames = (
-            z["utt_id"].astype(str),
-            z["offsets"].astype(np.int64),
-            z["frames"],
-        )
-    if (
-        len(offsets) != len(utt_ids) + 1
-        or offsets[0] != 0
-        or offsets[-1] != len(frames)
-        or (np.diff(offsets) < 0).any()
-        or frames.ndim not in (2, 3)
-    ):
-        raise ValueError(
-            f"{path}: inconsistent arrays: {len(utt_ids)} utt_ids, offsets of length "
-            f"{len(offsets)} ending at {offsets[-1]}, frames {frames.shape}"
-        )
-    bad = _first_nonfinite(frames)
-    if bad >= 0:
-        i = int(np.searchsorted(offsets, bad, side="right") - 1)
-        raise ValueError(
-            f"{path}: utterance {str(utt_ids[i])!r} has NaN or infinite features (frame "
-            f"{bad - offsets[i]}); re-run the features stage"
-        )
-    return utt_ids, offsets, frames, json.loads(meta_path.read_text())
-
-
-def frame_range(
-    seg_start: np.ndarray, seg_end: np.ndarray, n_frames: np.ndarray, rate: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Feature frames [lo, hi) of segments: floor(s * rate) .. max(lo + 1, ceil(e * rate)).
-
-    Frame t covers [t / rate, (t + 1) / rate); ranges are clipped to the utterance's frames.
-    Returns lo, hi and a mask of the segments that start inside the utterance (the others,
-    e.g. a video running past the end of the audio, have no acoustic frame).
-    """
-    lo = np.floor(np.asarray(seg_start) * rate + TIME_EPS).astype(np.int64)
-    hi = np.maximum(lo + 1, np.ceil(np.asarray(seg_end) * rate - TIME_EPS).astype(np.int64))
-    inside = (lo >= 0) & (lo < n_frames)
-    lo = np.clip(lo, 0, np.maximum(n_frames - 1, 0))
-    return lo, np.clip(hi, lo + 1, np.maximum(n_frames, 1)), inside
 
 
 def _usable_utterances(
@@ -276,7 +210,7 @@ def load_corpus(
     utts, pos = _usable_utterances(manifest, utt_ids, offsets, feat_dir / "features.npz", skips)
     table, mouth = load_segments(seg_dir)
     _check_segment_utterances(table, manifest, seg_dir)
-    table = analyze.read_assignments(cluster_dir, table, k)
+    table = read_assignments(cluster_dir, table, k)
     length = np.diff(offsets)[pos]
     segments = _segment_index(table, utts, length, float(meta.get("frame_rate", 50.0)), seg_dir)
     val = np.flatnonzero(table["split"].to_numpy() == "val")
@@ -350,8 +284,8 @@ class Anchoring:
 def common_cluster_mask(src: CorpusData, tgt: CorpusData, k: int, threshold: float) -> np.ndarray:
     """(k,) AG clusters common to two corpora: overlap o(i) >= threshold over all segments."""
     counts = np.stack([np.bincount(c.segments.cluster, minlength=k) for c in (src, tgt)])
-    shares = analyze.cluster_shares(counts)  # (2, k)
-    return analyze.common_clusters(analyze.overlap(shares[0], shares[1]), threshold)
+    shares = cluster_shares(counts)  # (2, k)
+    return common_clusters(overlap(shares[0], shares[1]), threshold)
 
 
 def vowel_distance(corpora: list[CorpusData], gamma: float, seed: int, device: str) -> np.ndarray:
@@ -744,23 +678,6 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[SERModel, di
     return model.eval(), ckpt["meta"]
 
 
-def write_predictions(
-    path: Path, data: CorpusData, rows: np.ndarray, probs: np.ndarray, emotions: tuple[str, ...]
-) -> pd.DataFrame:
-    """predictions.csv: utt_id, true, pred, then prob_<emotion> per emotion."""
-    frame = pd.DataFrame(
-        {
-            "utt_id": data.utt_ids[rows],
-            "true": np.asarray(emotions)[data.labels[rows]],
-            "pred": np.asarray(emotions)[probs.argmax(axis=1)],
-        }
-        | {f"prob_{e}": probs[:, i].round(6) for i, e in enumerate(emotions)}
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False)
-    return frame
-
-
 # ---------------------------------------------------------------------------------------------
 # The grid
 
@@ -863,7 +780,9 @@ def _write_run(
     """predictions.csv, model.pt, history.csv and confusion.png of a run; its runs.csv row."""
     folder, tgt = spec.folder(ctx.out_dir), ctx.data[spec.target]
     test = tgt.rows("test")
-    write_predictions(folder / "predictions.csv", tgt, test, probs, ctx.emotions)
+    write_predictions(
+        folder / "predictions.csv", tgt.utt_ids[test], tgt.labels[test], probs, ctx.emotions
+    )
     pd.DataFrame(result.history).to_csv(folder / "history.csv", index=False)
     meta = asdict(spec) | {
         "emotions": list(ctx.emotions),
@@ -926,15 +845,6 @@ def run_grid(
 
 # ---------------------------------------------------------------------------------------------
 # Stage
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; ``cuda`` without CUDA is an error."""
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device='cuda' but torch finds no CUDA device; use 'auto'")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
 
 
 def configure_threads(device: torch.device) -> None:
@@ -1012,7 +922,7 @@ def build_context(
     data: dict[str, CorpusData], ag: dict, tp: TrainParams, base: BaseParams, out_dir: Path
 ) -> GridContext:
     """Anchorings of every method and direction, the model config and the device."""
-    device = resolve_device(tp.device)
+    device = resolve_device(tp.device, "train.device")
     anchorings, vowel_d = {}, {}
     for src, tgt in tp.directions:
         pair = tuple(sorted((src, tgt)))

@@ -38,11 +38,14 @@ import torch
 import yaml
 
 from agcc import tracking
+from agcc.devices import resolve_device
+from agcc.io.cluster_model import load_model, write_assignments
+from agcc.io.segments import load_corpora
 from agcc.models import SERModel
 from agcc.params import Params, TrainParams, TuneParams
+from agcc.sdtw import assign
 from agcc.stages import train
-from agcc.stages.cluster import assign, load_corpora, load_model, resolve_device, write_assignments
-from agcc.stages.evaluate import uar
+from agcc.stats import uar
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +288,7 @@ def load_context(inputs: train.Inputs, p: Params, out_dir: Path, skips: Any) -> 
             f"{len(dev)} utterances with features and {len(np.unique(tgt.labels[dev]))} "
             "emotions; tuning needs a labelled dev split (prepare.split_fractions.dev)"
         )
-    device = train.resolve_device(tp.device)
+    device = resolve_device(tp.device, "train.device")
     return TuneContext(
         data[source],
         tgt,

@@ -1,0 +1,33 @@
+"""Matplotlib figures shared by several stages (the Agg backend; callers log and close them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def plot_confusion(cm: np.ndarray, labels: list[str] | tuple[str, ...], title: str) -> Any:
+    """A row-normalised confusion matrix (true x predicted) with counts, as a Figure."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.8, 4.2), layout="constrained")
+    ax = fig.subplots()
+    share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    ax.imshow(share, vmin=0.0, vmax=1.0, cmap="Blues")
+    for (i, j), n in np.ndenumerate(cm):
+        ax.text(
+            j,
+            i,
+            f"{n}\n{share[i, j]:.0%}",
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if share[i, j] > 0.5 else "black",
+        )
+    ax.set_xticks(range(len(labels)), labels, rotation=30)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    return fig
