@@ -129,6 +129,10 @@ class StageRun:
                 self.mlflow.end_run(status="FAILED")
                 raise
 
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        """Tag the active (stage or child) run; values are stored as strings."""
+        self.mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
     def log_metrics(self, metrics: dict[str, float]) -> None:
         """Log final metrics of the active (stage or child) run to MLflow only."""
         self.mlflow.log_metrics({k: float(v) for k, v in metrics.items()})

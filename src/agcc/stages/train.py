@@ -822,7 +822,7 @@ def run_grid(
         params = asdict(spec) | {"direction": spec.direction, "train": ctx.tp.model_dump()}
         try:
             with stage.child(spec.name, params) as child:
-                child.mlflow.set_tags(
+                child.set_tags(
                     {
                         "method": spec.method_dir,
                         "direction": spec.direction,

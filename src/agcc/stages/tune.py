@@ -375,7 +375,7 @@ def run_trial(study: Any, ctx: TuneContext, tp: TuneParams, stage: tracking.Stag
     name = f"trial {trial.number}"
     try:
         with stage.child(name, values | {"trial": trial.number, "study": study.study_name}) as ch:
-            ch.mlflow.set_tags(
+            ch.set_tags(
                 {
                     "optuna.study": study.study_name,
                     "optuna.trial": trial.number,
@@ -385,11 +385,11 @@ def run_trial(study: Any, ctx: TuneContext, tp: TuneParams, stage: tracking.Stag
             try:
                 value = train_trial(ctx, values, trial, ch)
             except optuna.TrialPruned as e:
-                ch.mlflow.set_tag("state", "PRUNED")
+                ch.set_tags({"state": "PRUNED"})
                 log.info("%s pruned: %s (%s)", name, e, OBJECTIVE)
                 return study.tell(trial, state=TrialState.PRUNED)
             ch.log_metrics({"dev_uar_mean": value})
-            ch.mlflow.set_tag("state", "COMPLETE")
+            ch.set_tags({"state": "COMPLETE"})
     except Exception:  # a broken trial is recorded FAILED and the study goes on
         log.exception("%s failed with %s; recorded as FAILED, the study goes on", name, values)
         return study.tell(trial, state=TrialState.FAIL)
@@ -550,7 +550,7 @@ def run(
         metrics_path=None if worker else metrics_path,
         max_skip_share=p.base.max_skip_share,
     ) as st:
-        st.mlflow.set_tags(
+        st.set_tags(
             {
                 "optuna.study": tp.study_name,
                 "objective": OBJECTIVE,
