@@ -13,8 +13,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from agcc.params import ParamsError, load_params
-from agcc.skips import TooManySkipsError
+from agcc.errors import AgccError
+from agcc.params import load_params
 
 log = logging.getLogger("agcc")
 
@@ -242,10 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         args.func(args)
-    except (ParamsError, KeyError, ValueError, FileNotFoundError, TooManySkipsError) as e:
-        # Expected failures (bad params, bad input, too many skips) get one clear line;
-        # --verbose adds the traceback.
-        log.error("%s", e.args[0] if isinstance(e, KeyError) else e, exc_info=args.verbose)
+    except AgccError as e:
+        # Expected failures (bad params, bad or missing input, too many skips) get one clear
+        # line; --verbose adds the traceback. Anything else is a bug and keeps its traceback.
+        log.error("%s", e, exc_info=args.verbose)
         return 2
     return 0
 

@@ -12,6 +12,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from agcc.errors import ConfigError
+
 EMOTIONS = ("neutral", "anger", "happiness", "sadness")
 SPLITS = ("train", "val", "dev", "test")
 VOWELS = ("AA", "AH", "EH", "IY", "AE", "UW")
@@ -354,11 +356,13 @@ class Params(Section):
     def corpus(self, name: str) -> CorpusParams:
         """Return one corpus's settings or fail naming the known corpora."""
         if name not in self.corpora:
-            raise KeyError(f"unknown corpus {name!r}; params.yaml defines {sorted(self.corpora)}")
+            raise ConfigError(
+                f"unknown corpus {name!r}; params.yaml defines {sorted(self.corpora)}"
+            )
         return self.corpora[name]
 
 
-class ParamsError(ValueError):
+class ParamsError(ConfigError):
     """``params.yaml`` is missing, unreadable or invalid."""
 
 

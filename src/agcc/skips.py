@@ -12,14 +12,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agcc.errors import AgccError, DataError
+
 log = logging.getLogger(__name__)
 
 
-class TooManySkipsError(RuntimeError):
+class TooManySkipsError(AgccError, RuntimeError):
     """A stage dropped more than the allowed share of its input."""
 
 
-class InputError(ValueError):
+class InputError(DataError):
     """One input item (a file, a line, an utterance) cannot be used; the message names it."""
 
     def __init__(self, path: str | Path, reason: str) -> None:

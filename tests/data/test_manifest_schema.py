@@ -12,25 +12,9 @@ from agcc.corpora import MANIFEST_COLUMNS, read_manifest
 from agcc.params import EMOTIONS, BaseParams, CorpusParams, PrepareParams
 from agcc.skips import TooManySkipsError
 from agcc.stages import prepare
+from tests.tracking_store import runs as stored_runs
 
 CREMA_EMOS = ("ANG", "HAP", "SAD", "NEU", "DIS")
-
-
-@pytest.fixture
-def tracked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run in tmp_path with MLflow writing to a SQLite file there and telemetry off."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    return tmp_path
-
-
-def _runs(tmp_path: Path) -> list:
-    """All MLflow runs of the temp tracking store."""
-    import mlflow
-
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    return mlflow.search_runs(experiment_names=["agcc"], output_format="list")
 
 
 def _crema(root: Path, n_actors: int, bad_names: int = 0) -> CorpusParams:
@@ -106,7 +90,7 @@ def test_prepare_crema_writes_manifest_splits_metrics_and_mlflow_run(tracked: Pa
         1,
     ]
     assert sum(metrics[f"split.{s}.n_utts"] for s in ("train", "val", "dev", "test")) == 80
-    (run,) = _runs(tracked)
+    (run,) = stored_runs(tracked)
     assert run.info.status == "FINISHED" and run.data.tags["corpus"] == "demo_crema"
     assert run.data.metrics["dropped.disgust"] == 20
     assert run.data.params["base.seed"] == "13"
@@ -145,7 +129,7 @@ def test_too_many_skips_fails_loudly_and_marks_the_run_failed(tracked: Path) -> 
     assert not (tracked / "out" / "manifest.csv").exists()
     skips = pd.read_csv(tracked / "out" / "skips.csv")
     assert len(skips) == 20 and skips["reason"].str.startswith("file name does not parse").all()
-    (run,) = _runs(tracked)
+    (run,) = stored_runs(tracked)
     assert run.info.status == "FAILED"
 
 
@@ -153,5 +137,5 @@ def test_too_few_speakers_for_four_splits_is_an_error(tracked: Path) -> None:
     cp = _crema(tracked / "raw", n_actors=3)
     with pytest.raises(ValueError, match="at least 4 distinct groups .* got 3"):
         prepare.run("c", cp, PrepareParams(), BaseParams(), tracked / "out")
-    (run,) = _runs(tracked)
+    (run,) = stored_runs(tracked)
     assert run.info.status == "FAILED"

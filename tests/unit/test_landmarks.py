@@ -295,15 +295,6 @@ def test_interpolate_gaps_exact_values() -> None:
 # The stage
 
 
-@pytest.fixture
-def stage_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Work in tmp_path with MLflow in a SQLite file there."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    return tmp_path
-
-
 def write_manifest(root: Path) -> Path:
     """Three utterances: a, b (with gaps of 1 and 4 frames) and c (missing CSV)."""
     (root / "of").mkdir()
@@ -316,9 +307,9 @@ def write_manifest(root: Path) -> Path:
 
 
 @pytest.mark.slow  # a fresh MLflow SQLite store costs about 2 s
-def test_stage_writes_mouth_skips_and_metrics(stage_dir: Path) -> None:
-    manifest = write_manifest(stage_dir)
-    out = stage_dir / "out"
+def test_stage_writes_mouth_skips_and_metrics(tracked: Path) -> None:
+    manifest = write_manifest(tracked)
+    out = tracked / "out"
     lm.run("demo", manifest, LandmarkParams(max_gap_frames=3), BaseParams(max_skip_share=0.5), out)
     with np.load(out / "mouth.npz") as z:
         assert z["utt_id"].tolist() == ["a", "b"]
@@ -345,17 +336,17 @@ def test_stage_writes_mouth_skips_and_metrics(stage_dir: Path) -> None:
 
 
 @pytest.mark.slow  # a fresh MLflow SQLite store costs about 2 s
-def test_stage_fails_when_too_many_skips(stage_dir: Path) -> None:
-    manifest = write_manifest(stage_dir)
+def test_stage_fails_when_too_many_skips(tracked: Path) -> None:
+    manifest = write_manifest(tracked)
     manifest.write_text(manifest.read_text() + "d,s2,\n")  # empty cell: no CSV configured
-    out = stage_dir / "out"
+    out = tracked / "out"
     with pytest.raises(TooManySkipsError, match="dropped 2 of 4"):
         lm.run("demo", manifest, LandmarkParams(), BaseParams(max_skip_share=0.25), out)
     assert "d,,no landmark CSV" in (out / "skips.csv").read_text()
     assert not (out / "metrics.json").exists()
 
 
-def test_manifest_without_landmarks_column(stage_dir: Path) -> None:
-    (stage_dir / "m.csv").write_text("utt_id,speaker\na,s1\n")
+def test_manifest_without_landmarks_column(tracked: Path) -> None:
+    (tracked / "m.csv").write_text("utt_id,speaker\na,s1\n")
     with pytest.raises(ValueError, match="landmarks"):
-        lm.run("demo", stage_dir / "m.csv", LandmarkParams(), BaseParams(), stage_dir / "out")
+        lm.run("demo", tracked / "m.csv", LandmarkParams(), BaseParams(), tracked / "out")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from agcc.errors import ConfigError
 from agcc.params import Params, ParamsError, load_params
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,7 +75,7 @@ def test_labels_must_fit_adapter(tmp_path: Path, raw: dict) -> None:
 
 def test_unknown_corpus_lookup_lists_known(raw: dict) -> None:
     p = Params.model_validate(raw)
-    with pytest.raises(KeyError, match="demo_crema"):
+    with pytest.raises(ConfigError, match="demo_crema"):
         p.corpus("crema")
 
 

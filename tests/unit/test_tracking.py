@@ -9,13 +9,7 @@ import pytest
 
 from agcc import tracking
 from agcc.skips import SkipReport, TooManySkipsError
-
-
-def _runs(tmp_path: Path) -> list:
-    import mlflow
-
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    return mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], output_format="list")
+from tests.tracking_store import runs as stored_runs
 
 
 def test_successful_stage_writes_metrics_and_skips(tracked: Path) -> None:
@@ -34,7 +28,7 @@ def test_successful_stage_writes_metrics_and_skips(tracked: Path) -> None:
     assert m["n_utts"] == 3 and m["n_skipped"] == 1 and m["skip_share"] == 0.25
     assert m["skipped.unreadable"] == 1
     assert "u1,x.wav,unreadable: bad header" in (tracked / "m/skips.csv").read_text()
-    (r,) = _runs(tracked)
+    (r,) = stored_runs(tracked)
     assert r.info.status == "FINISHED"
     assert r.data.params["a.b"] == "1"
     assert r.data.tags["stage"] == "prepare" and r.data.tags["corpus"] == "c1"
@@ -56,7 +50,7 @@ def test_too_many_skips_fails_the_run_and_writes_no_metrics(tracked: Path) -> No
             run.skips.add("u2", "b.csv", "missing file")
     assert not (tracked / "m/metrics.json").exists()
     assert (tracked / "m/skips.csv").read_text().count("missing file") == 2
-    (r,) = _runs(tracked)
+    (r,) = stored_runs(tracked)
     assert r.info.status == "FAILED"
 
 
@@ -64,7 +58,7 @@ def test_exception_marks_run_failed(tracked: Path) -> None:
     with pytest.raises(ZeroDivisionError):
         with tracking.stage_run("segments", {}, metrics_path="m.json"):
             _ = 1 / 0
-    (r,) = _runs(tracked)
+    (r,) = stored_runs(tracked)
     assert r.info.status == "FAILED"
     assert not (tracked / "m.json").exists()
 
@@ -99,7 +93,7 @@ def test_child_runs_are_nested_and_fail_alone(tracked: Path) -> None:
             with run.child("k=3", {"k": 3}):
                 raise RuntimeError("fit diverged")
         run.metrics["k"] = 2
-    runs = {r.info.run_name: r for r in _runs(tracked)}
+    runs = {r.info.run_name: r for r in stored_runs(tracked)}
     parent = runs["cluster"].info.run_id
     assert runs["cluster"].info.status == "FINISHED"
     assert runs["k=2"].info.status == "FINISHED" and runs["k=3"].info.status == "FAILED"
