@@ -14,7 +14,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install system-deps demo test lint clean-demo
+.PHONY: install system-deps demo test lint docs-layout dvc-deps clean-demo
 
 # Installs the missing APT_PACKAGES when apt-get exists and we are root or have password-less
 # sudo; otherwise says what to install by hand (the tests that need them then skip). Idempotent.
@@ -52,7 +52,16 @@ demo: install
 	@$(BIN)/agcc summary
 
 test: install
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks && $(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts && $(BIN)/ruff format --check src tests benchmarks scripts
+
+# Regenerate docs/layout.md (modules and their imports) from the code.
+docs-layout: install
+	$(BIN)/python scripts/layout.py
+
+# Rewrite the src/ dependencies of every stage in dvc.yaml from the import graph.
+dvc-deps: install
+	$(BIN)/python scripts/dvc_deps.py
