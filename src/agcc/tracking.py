@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from agcc.skips import SkipReport
 
 log = logging.getLogger(__name__)
@@ -49,34 +47,65 @@ def _mlflow():  # noqa: ANN202 - the module
     return mlflow
 
 
+#: What a run is made from, besides its data: a change here makes the commit tag ``-dirty``.
+#: Outputs that DVC rewrites during a repro (metrics.json, dvc.lock) do not count.
+SOURCE_PATHS = (
+    "src",
+    "params.yaml",
+    "dvc.yaml",
+    "tune/dvc.yaml",
+    "pyproject.toml",
+    "requirements.txt",
+)
+
+
 def git_commit() -> str:
-    """Current git commit (with ``-dirty`` when the tree has changes), or ``unknown``."""
+    """Current commit, ``-dirty`` when code or params differ from it, or ``unknown``."""
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        sha = _git("rev-parse", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no", "--", *SOURCE_PATHS)
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return sha + ("-dirty" if dirty else "")
 
 
-def dvc_lock_hashes(stage: str, lock_path: str | Path = "dvc.lock") -> dict[str, str]:
-    """The md5 of each dependency of ``stage`` as recorded in ``dvc.lock`` (empty if absent)."""
-    path = Path(lock_path)
-    if not path.exists():
+def _git(*args: str) -> str:
+    """Output of one git command in the working directory."""
+    done = subprocess.run(["git", *args], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def input_hashes(dvc_stage: str) -> dict[str, str]:
+    """``dvc.dep.<path>`` -> the hash DVC records in dvc.lock for each input of ``dvc_stage``.
+
+    Computed now, from the files the stage is about to read (DVC's own hashing, so the values
+    equal the dvc.lock entry written after the stage), not read from the previous dvc.lock.
+    Empty outside a DVC project or for a stage dvc.yaml does not define.
+    """
+    if not Path("dvc.yaml").is_file():
         return {}
-    lock = yaml.safe_load(path.read_text()) or {}
-    entry = lock.get("stages", {}).get(stage, {})
-    return {
-        f"dvc.dep.{d['path']}": str(d.get("md5") or d.get("hash") or "")
-        for d in entry.get("deps", [])
-    }
+    try:
+        from dvc.repo import Repo
+
+        with Repo(".") as repo:
+            stages = [
+                st
+                for st in repo.index.stages
+                if st.addressing == dvc_stage or st.addressing.endswith(f":{dvc_stage}")
+            ]
+            deps = [d for st in stages[:1] for d in st.deps if not hasattr(d, "params")]
+            return {f"dvc.dep.{d.def_path}": str(d.get_hash().value) for d in deps}
+    except Exception as e:  # provenance must never stop a stage; say why it is missing
+        log.warning("no DVC input hashes for %s: %s: %s", dvc_stage, type(e).__name__, e)
+        return {}
+
+
+def provenance(stage: str, corpus: str | None, dvc_stage: str) -> dict[str, str]:
+    """Tags of a stage run: stage, corpus, commit, DVC experiment and the inputs' hashes."""
+    tags = {"stage": stage, "corpus": corpus or "", "git_commit": git_commit()}
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc.exp_name"] = os.environ["DVC_EXP_NAME"]
+    return tags | input_hashes(dvc_stage)
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -160,8 +189,7 @@ def stage_run(
     t0 = time.perf_counter()
     with mlflow.start_run(run_name=name) as active:
         run.mlflow = mlflow
-        run.tags = {"stage": stage, "corpus": corpus or "", "git_commit": git_commit()}
-        run.tags |= dvc_lock_hashes(dvc_stage)
+        run.tags = provenance(stage, corpus, dvc_stage)
         mlflow.set_tags(run.tags)
         mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
         try:

@@ -74,17 +74,6 @@ def test_skip_report_share_and_check() -> None:
         rep.check(0.29)
 
 
-def test_dvc_lock_hashes(tmp_path: Path) -> None:
-    (tmp_path / "dvc.lock").write_text(
-        "schema: '2.0'\nstages:\n  prepare@c1:\n    cmd: x\n    deps:\n"
-        "    - path: data/raw\n      md5: abc.dir\n"
-    )
-    assert tracking.dvc_lock_hashes("prepare@c1", tmp_path / "dvc.lock") == {
-        "dvc.dep.data/raw": "abc.dir"
-    }
-    assert tracking.dvc_lock_hashes("other", tmp_path / "dvc.lock") == {}
-
-
 def test_child_runs_are_nested_and_fail_alone(tracked: Path) -> None:
     with tracking.stage_run("cluster", {"k_grid": [2, 3]}) as run:
         with run.child("k=2", {"k": 2}) as child:
@@ -100,3 +89,40 @@ def test_child_runs_are_nested_and_fail_alone(tracked: Path) -> None:
     assert runs["k=2"].data.tags["mlflow.parentRunId"] == parent
     assert runs["k=2"].data.metrics["inertia"] == 1.5
     assert runs["k=2"].data.tags["git_commit"] == runs["cluster"].data.tags["git_commit"]
+
+
+def test_provenance_hashes_the_inputs_as_they_are_now(
+    tracked: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+    import subprocess
+
+    subprocess.run(["git", "init", "-q"], check=True)
+    subprocess.run(["dvc", "init", "-q"], check=True)
+    (tracked / "dvc.yaml").write_text(
+        "stages:\n  s:\n    cmd: cat in.txt > out.txt\n    deps:\n      - in.txt\n"
+        "    outs:\n      - out.txt\n"
+    )
+    (tracked / "in.txt").write_text("first\n")
+    (tracked / "in.txt").write_text("second\n")  # what the run reads, not an old dvc.lock
+    monkeypatch.setenv("DVC_EXP_NAME", "brave-newt")
+    tags = tracking.provenance("s", None, "s")
+    assert tags["dvc.dep.in.txt"] == hashlib.md5(b"second\n").hexdigest()
+    assert tags["dvc.exp_name"] == "brave-newt" and tags["stage"] == "s"
+    assert tracking.input_hashes("no_such_stage") == {}
+
+
+def test_outputs_rewritten_by_dvc_do_not_make_the_commit_dirty(tracked: Path) -> None:
+    import subprocess
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q"], check=True)
+    (tracked / "src").mkdir()
+    (tracked / "src" / "a.py").write_text("x = 1\n")
+    (tracked / "metrics.json").write_text("{}\n")
+    subprocess.run(["git", "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], check=True)
+    (tracked / "metrics.json").write_text('{"n": 1}\n')
+    assert not tracking.git_commit().endswith("-dirty")
+    (tracked / "src" / "a.py").write_text("x = 2\n")
+    assert tracking.git_commit().endswith("-dirty")
