@@ -5,7 +5,7 @@ trajectories: 5-25 frames x 24 dims, k warped prototypes plus noise), draws k-me
 once, runs both engines from them for the same number of iterations and prints the wall time of
 each, the speed ratio, and the final inertias, both recomputed by ``agcc.sdtw.soft_dtw`` in
 float64 on each engine's final centroids and labels (inertia = mean sdtw(x_i, c_{l_i})^2, the
-tslearn definition). Target (METHOD.md section 10): ratio >= 20 on 2 CPU cores, inertia ratio
+tslearn definition). Target (docs/method.md section 10): ratio >= 20 on 2 CPU cores, inertia ratio
 <= 1.01.
 
     python benchmarks/sdtw_kmeans.py                    # 5,000 series, k = 10, 10 iterations

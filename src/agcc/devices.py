@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from agcc.errors import ConfigError
+
 
 def resolve_device(device: str, key: str = "device") -> torch.device:
     """``auto`` -> cuda when available, else cpu; a CUDA device without CUDA is an error.
@@ -13,5 +15,5 @@ def resolve_device(device: str, key: str = "device") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"{key}={device!r} but torch finds no CUDA device; use 'auto'")
+        raise ConfigError(f"{key}={device!r} but torch finds no CUDA device; use 'auto'")
     return torch.device(device)

@@ -1,13 +1,28 @@
-"""Cluster overlap measures between two corpora (the paper's Table I and Eq. 1); pure functions.
+"""Cluster overlap between two corpora: Table I's measures, Eq. 1 and Fig. 1's cluster choice.
+
+Pure functions on cluster counts and assignment frames (columns corpus, vowel, emotion, cluster).
 
 See docs/method.md section 5 for the reading of Table I's averages against Eq. 1 as printed.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
+import pandas as pd
+
+from agcc.errors import DataError
+
+log = logging.getLogger(__name__)
+
+#: The paper's six vowels as Table I labels them.
+IPA = {"AA": "/a/", "AH": "/ə/", "EH": "/ɛ/", "IY": "/i/", "AE": "/æ/", "UW": "/u/"}
+
+
+#: The paper's row order for the emotion-specific averages.
+EMOTION_ORDER = ("neutral", "happiness", "anger", "sadness")
 
 
 def cluster_shares(counts: np.ndarray) -> np.ndarray:
@@ -32,7 +47,7 @@ def cluster_shares(counts: np.ndarray) -> np.ndarray:
 def overlap(p1: np.ndarray, p2: np.ndarray) -> np.ndarray:
     r"""Per-cluster overlap of two corpora, Table I (top): o(i) = 100 min(p1_i, p2_i) / max(...).
 
-    o(i) = 0 where either corpus has no segment in cluster i (METHOD.md sec. 5).
+    o(i) = 0 where either corpus has no segment in cluster i (docs/method.md section 5).
 
     Args:
         p1, p2: (k,) cluster shares of corpus 1 and 2 (see :func:`cluster_shares`).
@@ -93,3 +108,48 @@ def eq1_similarity(p1: np.ndarray, p2: np.ndarray, common_mask: np.ndarray) -> f
     if k_common == 0:
         return math.nan
     return float(100.0 / k_common * np.minimum(p1, p2)[mask].sum())
+
+
+def corpus_counts(frame: pd.DataFrame, corpora: tuple[str, str], k: int) -> np.ndarray:
+    """Counts N(c, i) (2, k) of the rows of ``frame`` (corpus, cluster) per corpus and cluster."""
+    return np.stack(
+        [np.bincount(frame.loc[frame["corpus"] == c, "cluster"], minlength=k) for c in corpora]
+    )
+
+
+def overlap_cell(
+    frame: pd.DataFrame, corpora: tuple[str, str], k: int, thr: float
+) -> tuple[float, float]:
+    """Average overlap and Eq. 1 Sim of one vowel/emotion subset (NaN if a corpus is empty)."""
+    counts = corpus_counts(frame, corpora, k)
+    if (counts.sum(axis=1) == 0).any():
+        return math.nan, math.nan
+    p = cluster_shares(counts)
+    o = overlap(p[0], p[1])
+    return average_overlap(o, thr), eq1_similarity(p[0], p[1], common_clusters(o, thr))
+
+
+def pick_fig1_clusters(
+    frame: pd.DataFrame, corpora: tuple[str, str], vowels: tuple[str, str], k: int, thr: float
+) -> tuple[int, int]:
+    """Cluster ids (0-based) for Fig. 1: each vowel's most populous common cluster, distinct.
+
+    Candidates of a vowel are ranked by (common, present in both corpora, N(1, i) + N(2, i)),
+    best first, smaller id on ties; the second vowel skips the first pick.
+    """
+    picks: list[int] = []
+    for v in vowels:
+        counts = corpus_counts(frame[frame["vowel"] == v], corpora, k)  # (2, k)
+        p = cluster_shares(counts)
+        o = overlap(p[0], p[1])
+        key = np.lexsort((-np.arange(k), counts.sum(axis=0), o > 0, common_clusters(o, thr)))
+        best = [int(i) for i in key[::-1] if int(i) not in picks]
+        if not best or counts[:, best[0]].sum() == 0:
+            raise DataError(
+                f"Fig. 1: vowel {v!r} has no segments in a cluster other than {picks}; "
+                f"counts per cluster {counts.tolist()}"
+            )
+        if not common_clusters(o, thr)[best[0]]:
+            log.warning("Fig. 1: %s has no unused common cluster; using cluster %d", v, best[0] + 1)
+        picks.append(best[0])
+    return picks[0], picks[1]

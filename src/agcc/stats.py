@@ -1,4 +1,4 @@
-"""UAR, confusion matrices and bootstrap confidence intervals; pure functions on label arrays."""
+"""UAR, confusion matrices, bootstrap CIs and cluster association measures; pure, on arrays."""
 
 from __future__ import annotations
 
@@ -106,3 +106,65 @@ def paired_bootstrap_diff(
 def uar_rows(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """UAR (M,) of each row of predictions (M, n) against y_true (n,)."""
     return np.array([uar(y_true, row, n_classes) for row in np.atleast_2d(y_pred)])
+
+
+FIG2_PERMUTATIONS = 50
+
+
+def association_counts(ag: np.ndarray, ac: np.ndarray, k_ag: int, k_ac: int) -> np.ndarray:
+    """Contingency table N (k_ag, k_ac): N[i, j] = segments in AG cluster i and acoustic j."""
+    ag, ac = np.asarray(ag, dtype=np.int64), np.asarray(ac, dtype=np.int64)
+    if ag.shape != ac.shape or (ag < 0).any() or (ac < 0).any():
+        raise ValueError(f"ag and ac must be equal-length ids >= 0, got {ag.shape}, {ac.shape}")
+    if len(ag) and (ag.max() >= k_ag or ac.max() >= k_ac):
+        raise ValueError(f"ids exceed k_ag={k_ag} / k_ac={k_ac}: {ag.max()}, {ac.max()}")
+    return np.bincount(ag * k_ac + ac, minlength=k_ag * k_ac).reshape(k_ag, k_ac)
+
+
+def row_shares(counts: np.ndarray) -> np.ndarray:
+    r"""Row-normalised counts S[i, j] = N[i, j] / sum_j N[i, j]; NaN rows where N[i, :] = 0.
+
+    Fig. 2's cells: the share of AG cluster i's segments that fall in acoustic cluster j.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    totals = counts.sum(axis=1, keepdims=True)  # (k_ag, 1)
+    out = np.full_like(counts, np.nan)
+    np.divide(counts, totals, out=out, where=totals > 0)
+    return out
+
+
+def mean_max_row_share(counts: np.ndarray) -> float:
+    r"""Mean over non-empty AG clusters of the largest row share: (1/|I|) sum_i max_j S[i, j].
+
+    1 when every AG cluster falls into a single acoustic cluster, 1 / k_ac at the most spread;
+    NaN when the table is empty.
+
+    Args:
+        counts: (k_ag, k_ac) contingency table (see :func:`association_counts`).
+    """
+    shares = row_shares(counts)
+    rows = np.isfinite(shares).all(axis=1)
+    return float(shares[rows].max(axis=1).mean()) if rows.any() else math.nan
+
+
+def association(
+    ag: np.ndarray, ac: np.ndarray, k_ag: int, k_ac: int, rng: np.random.Generator
+) -> dict[str, float]:
+    """Mean max row share, its permutation baseline and the NMI of AG vs acoustic cluster ids.
+
+    The baseline is the mean max row share over FIG2_PERMUTATIONS shuffles of ``ac`` (same
+    cluster sizes, no association). NaNs when there are no segments.
+    """
+    from sklearn.metrics import normalized_mutual_info_score
+
+    if len(ag) == 0:
+        return {"max_row_share": math.nan, "max_row_share_perm": math.nan, "nmi": math.nan}
+    perm = [
+        mean_max_row_share(association_counts(ag, rng.permutation(ac), k_ag, k_ac))
+        for _ in range(FIG2_PERMUTATIONS)
+    ]
+    return {
+        "max_row_share": mean_max_row_share(association_counts(ag, ac, k_ag, k_ac)),
+        "max_row_share_perm": float(np.mean(perm)),
+        "nmi": float(normalized_mutual_info_score(ag, ac)),
+    }

@@ -9,17 +9,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from agcc.figures.fig1 import member_band
 from agcc.io.cluster_model import read_assignments
-from agcc.overlap import average_overlap, cluster_shares, common_clusters, eq1_similarity, overlap
-from agcc.stages.analyze import (
+from agcc.overlap import (
     IPA,
-    member_band,
+    average_overlap,
+    cluster_shares,
+    common_clusters,
+    eq1_similarity,
+    overlap,
     pick_fig1_clusters,
-    resample_linear,
-    table1,
-    table1_markdown,
-    table1_metrics,
 )
+from agcc.sdtw import resample
+from agcc.tables import table1, table1_markdown, table1_metrics
 
 EMOTIONS = ("neutral", "anger", "happiness", "sadness")
 
@@ -150,10 +152,10 @@ def test_pick_fig1_errors_when_a_vowel_has_no_other_cluster() -> None:
         pick_fig1_clusters(_frame(rows), ("a", "b"), ("AA", "IY"), 2, 25.0)
 
 
-def test_resample_linear_by_hand() -> None:
+def test_resample_by_hand() -> None:
     x = np.array([[0.0, 10.0], [1.0, 20.0], [2.0, 30.0]])
-    assert np.allclose(resample_linear(x, 5), [[0, 10], [0.5, 15], [1, 20], [1.5, 25], [2, 30]])
-    assert np.allclose(resample_linear(x[:1], 3), [[0, 10]] * 3)
+    assert np.allclose(resample(x, 5), [[0, 10], [0.5, 15], [1, 20], [1.5, 25], [2, 30]])
+    assert np.allclose(resample(x[:1], 3), [[0, 10]] * 3)
 
 
 def test_member_band_by_hand() -> None:
@@ -173,3 +175,35 @@ def test_read_assignments_needs_every_segment(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match=r"0\.\.2, got 3"):
         read_assignments(tmp_path, table, k=3)
+
+
+def test_association_tables_groups_rows_and_metrics() -> None:
+    from agcc.acoustic import association_metrics, association_tables
+
+    kept = pd.DataFrame(
+        {
+            "emotion": ["anger", "neutral", "anger", "neutral"],
+            "cluster": [0, 1, 0, 1],
+            "acoustic": [2, 0, 2, 1],
+        }
+    )
+    tables, stats, csv = association_tables(kept, 2, 3, ("anger", "neutral", "sadness"), seed=0)
+    assert list(tables) == ["all", "neutral", "anger", "sadness"]  # the paper's emotion order
+    assert tables["all"].tolist() == [[0, 0, 2], [1, 1, 0]]
+    assert len(csv) == 4 * 2 * 3 and csv["count"].sum() == 2 * len(kept)
+    assert stats["anger"]["max_row_share"] == 1.0 and math.isnan(stats["sadness"]["nmi"])
+    metrics = association_metrics(stats, 3, len(kept))
+    assert metrics["fig2.k"] == 3 and metrics["fig2.n_segments"] == 4
+    assert metrics["fig2.max_row_share.anger"] == 1.0 and "fig2.nmi.sadness" not in metrics
+
+
+@pytest.mark.parametrize("stage", ["cluster", "analyze", "evaluate"])
+def test_stages_import_no_other_stage(stage: str) -> None:
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(f"agcc.stages.{stage}")
+    assert spec is not None and spec.origin is not None
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not any(m and m.startswith("agcc.stages") for m in modules)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from agcc.clustering import elbow_k, fit_indices, silhouette, sweep_ks
 from agcc.io.cluster_model import (
     ASSIGNMENT_COLUMNS,
     AGModel,
@@ -18,7 +19,6 @@ from agcc.io.cluster_model import (
 from agcc.io.segments import SEGMENT_COLUMNS, check_segments, load_corpora, save_segments
 from agcc.params import ClusterParams
 from agcc.sdtw import assign, pairwise_divergence
-from agcc.stages.cluster import elbow_k, fit_indices, silhouette, sweep_ks
 
 
 def _table(corpus: str, splits: list[str]) -> pd.DataFrame:

@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from agcc.errors import ConfigError
 from agcc.io.predictions import load_runs
 from agcc.params import EMOTIONS, BaseParams, EvaluateParams
-from agcc.stages.evaluate import PAPER_TABLE2, run, table2, table2_markdown
+from agcc.stages.evaluate import run
 from agcc.stats import binary_uar, bootstrap_uar, confusion_matrix, paired_bootstrap_diff, uar
+from agcc.tables import PAPER_TABLE2, table2, table2_markdown
 
 Y = np.array([0, 0, 0, 1, 1, 2])
 P = np.array([0, 0, 1, 1, 0, 2])
@@ -135,7 +137,7 @@ def test_markdown_keeps_the_paper_numbers_in_their_own_block() -> None:
 
 
 def test_binary_models_are_not_implemented_and_say_which_param(tmp_path: Path) -> None:
-    with pytest.raises(NotImplementedError, match="evaluate.binary_models"):
+    with pytest.raises(ConfigError, match="evaluate.binary_models"):
         run(tmp_path, EvaluateParams(binary_models=True), BaseParams(), tmp_path / "out")
 
 

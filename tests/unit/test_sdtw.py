@@ -10,9 +10,6 @@ import torch
 
 from agcc.sdtw import (
     SoftDTWKMeans,
-    _barycenter_objective,
-    _lbfgs_barycenters,
-    _Series,
     as_padded_dataset,
     fit_tslearn,
     resample,
@@ -20,6 +17,7 @@ from agcc.sdtw import (
     soft_dtw_cross,
     soft_dtw_divergence,
 )
+from agcc.sdtw.barycentre import _barycenter_objective, _lbfgs_barycenters, _Series
 
 
 def _series(values: list[float]) -> torch.Tensor:
@@ -309,3 +307,66 @@ def test_both_engines_reach_similar_inertia_from_the_same_init() -> None:
         reference.cluster_centers, reference.labels
     )
     assert 0.9 < ratio < 1.03
+
+
+# --- package layout --------------------------------------------------------------------------
+
+
+def _agcc_imports(module: str) -> set[str]:
+    """Modules imported anywhere in ``agcc.sdtw.<module>`` (absolute names)."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(f"agcc.sdtw.{module}")
+    assert spec is not None and spec.origin is not None
+    tree = ast.parse(open(spec.origin, encoding="utf-8").read())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+    return found
+
+
+@pytest.mark.parametrize(
+    ("module", "allowed"),
+    [
+        ("kernel", set()),
+        ("series", {"agcc.sdtw.kernel"}),
+        ("barycentre", {"agcc.sdtw.kernel"}),
+        ("kmeans", {"agcc.sdtw.kernel", "agcc.sdtw.series", "agcc.sdtw.barycentre"}),
+        ("reference", {"agcc.sdtw.series", "agcc.sdtw.kmeans"}),
+    ],
+)
+def test_sdtw_modules_import_one_way_and_no_io(module: str, allowed: set[str]) -> None:
+    imports = _agcc_imports(module)
+    assert {m for m in imports if m.startswith("agcc")} <= allowed
+    assert not any(m.split(".")[0] in {"mlflow", "optuna"} for m in imports)
+    assert any(m.startswith("tslearn") for m in imports) == (module == "reference")
+
+
+def test_kmeans_init_only_stores_and_fit_sets_trailing_underscore_attributes() -> None:
+    series, _ = _toy_clusters(np.random.default_rng(3))
+    model = SoftDTWKMeans(3, gamma=0.5, max_iter=2, device="cpu", batch_mb=None)
+    assert model.device == "cpu" and model.batch_mb is None
+    before = dict(vars(model))
+    model.fit(series)
+    added = set(vars(model)) - set(before)
+    assert added == {"shift_", "cluster_centers_", "labels_", "inertia_", "n_iter_"}
+    assert all(vars(model)[k] is v for k, v in before.items())  # parameters untouched
+    np.testing.assert_allclose(model.shift_, np.concatenate(series).mean(axis=0))
+
+
+def test_divergence_rule_is_shared_by_paired_and_pairwise_divergences() -> None:
+    from agcc.sdtw import divergence, pairwise_divergence
+
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(5, 2)), rng.normal(size=(7, 2))
+    paired = soft_dtw_divergence(
+        torch.from_numpy(a)[None], torch.from_numpy(b)[None], 0.5, None, None
+    )
+    pairwise = pairwise_divergence([a, b], 0.5, "cpu")
+    assert float(paired[0]) == pytest.approx(pairwise[0, 1], rel=1e-12)
+    assert divergence(np.float64(3.0), np.float64(1.0), np.float64(2.0)) == 1.5
+    assert float(divergence(torch.tensor(3.0), torch.tensor(1.0), torch.tensor(2.0))) == 1.5

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from agcc.errors import DataError, MissingInputError
+
 ASSIGNMENT_COLUMNS = ["seg_id", "corpus", "split", "emotion", "vowel", "cluster"]
 
 
@@ -58,7 +60,7 @@ def load_model(path: str | Path) -> AGModel:
     """Read a model written by :func:`save_model` (``model.npz`` or ``models/k??.npz``)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such AG model; run the cluster stage first")
+        raise MissingInputError(f"{path}: no such AG model; run the cluster stage first")
     with np.load(path) as z:
         return AGModel(
             centroids=z["centroids"],
@@ -83,17 +85,17 @@ def read_assignments(cluster_dir: Path, table: pd.DataFrame, k: int) -> pd.DataF
     """``table`` with the ``cluster`` column of ``assignments.csv``; every segment must have one."""
     path = cluster_dir / "assignments.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file; run the cluster stage first")
+        raise MissingInputError(f"{path}: no such file; run the cluster stage first")
     assigned = pd.read_csv(path, keep_default_na=False)[["seg_id", "corpus", "cluster"]]
     frame = table.merge(assigned, on=["corpus", "seg_id"], how="left", validate="one_to_one")
     missing = frame.loc[frame["cluster"].isna(), "seg_id"]
     if len(missing):
-        raise ValueError(
+        raise DataError(
             f"{path}: no cluster for {len(missing)} segments (e.g. {missing.iloc[0]!r}); "
             "the segments changed since clustering - re-run the cluster stage"
         )
     frame["cluster"] = frame["cluster"].astype(int)
     bad = frame.loc[(frame["cluster"] < 0) | (frame["cluster"] >= k), "cluster"]
     if len(bad):
-        raise ValueError(f"{path}: cluster ids must lie in 0..{k - 1}, got {bad.iloc[0]}")
+        raise DataError(f"{path}: cluster ids must lie in 0..{k - 1}, got {bad.iloc[0]}")
     return frame

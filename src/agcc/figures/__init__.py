@@ -1,4 +1,9 @@
-"""Matplotlib figures shared by several stages (the Agg backend; callers log and close them)."""
+"""Matplotlib figures of the stages (Agg backend; callers save, log and close them).
+
+One module per figure so that a stage depends only on the figures it draws: :mod:`.elbow`
+(cluster), :mod:`.fig1` and :mod:`.fig2` (analyze), :mod:`.table2` (evaluate); the confusion
+matrix here is drawn by the train stage.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,45 @@
+"""Soft-DTW and Soft-DTW k-means, batched in torch (CPU or CUDA).
+
+Modules, each importing only those before it: :mod:`~agcc.sdtw.kernel` (soft-DTW values and
+gradients by anti-diagonals), :mod:`~agcc.sdtw.series` (datasets of variable-length series,
+resampling, cross soft-DTW, divergences, assignment), :mod:`~agcc.sdtw.barycentre` (all
+barycentres at once by L-BFGS), :mod:`~agcc.sdtw.kmeans` (:class:`SoftDTWKMeans`) and
+:mod:`~agcc.sdtw.reference` (tslearn's engine, the only tslearn importer).
+"""
+
+from __future__ import annotations
+
+from agcc.sdtw.barycentre import update_barycenters
+from agcc.sdtw.kernel import divergence, soft_dtw, soft_dtw_cross, soft_dtw_divergence
+from agcc.sdtw.kmeans import DEFAULT_BATCH_MB, ClusteringResult, SoftDTWKMeans
+from agcc.sdtw.reference import fit_tslearn
+from agcc.sdtw.series import (
+    ASSIGN_CHUNK,
+    ArrayLike,
+    as_padded_dataset,
+    assign,
+    centroid_series,
+    pairwise_divergence,
+    resample,
+    sdtw_cross,
+)
+
+__all__ = [
+    "ASSIGN_CHUNK",
+    "DEFAULT_BATCH_MB",
+    "ArrayLike",
+    "ClusteringResult",
+    "SoftDTWKMeans",
+    "as_padded_dataset",
+    "assign",
+    "centroid_series",
+    "divergence",
+    "fit_tslearn",
+    "pairwise_divergence",
+    "resample",
+    "sdtw_cross",
+    "soft_dtw",
+    "soft_dtw_cross",
+    "soft_dtw_divergence",
+    "update_barycenters",
+]
