@@ -11,7 +11,7 @@ common), then times, for the same model initialisation and batches:
   with no anchoring term.
 * ``source only``: source batches alone (the ``source_only`` baseline), for reference.
 
-It prints the median epoch time of each over ``--repeats`` and the ratios; target (METHOD.md
+It prints the median epoch time of each over ``--repeats`` and the ratios; target (docs/method.md
 section 10 / the train stage's budget): with / without L_AG <= 1.3.
 
     python benchmarks/train_epoch.py                  # demo model (params.yaml), 3 repeats
@@ -32,17 +32,11 @@ import numpy as np
 import torch
 
 from agcc.devices import resolve_device
+from agcc.models import SERModel
 from agcc.params import VOWELS, load_params
-from agcc.stages.train import (
-    Anchoring,
-    CorpusData,
-    Segments,
-    SERModel,
-    configure_threads,
-    input_stats,
-    model_config,
-    train_epoch,
-)
+from agcc.training.anchoring import Anchoring
+from agcc.training.data import CorpusData, Segments
+from agcc.training.trainer import configure_threads, input_stats, model_config, train_epoch
 
 logger = logging.getLogger("train_epoch")
 REPO = Path(__file__).resolve().parents[1]

@@ -115,23 +115,36 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 def _cmd_tune(args: argparse.Namespace) -> None:
     """Optuna study over gamma, alpha, beta and k; objective = UAR on the target DEV split."""
-    from agcc.stages import train, tune
+    from agcc.stages import tune
 
     p = load_params(args.params)
+    p.check_tune_k()
+    tp = p.tune
     if args.storage or args.study_name:
         update = {
-            "storage": args.storage or p.tune.storage,
-            "study_name": args.study_name or p.tune.study_name,
+            "storage": args.storage or tp.storage,
+            "study_name": args.study_name or tp.study_name,
         }
-        p = p.model_copy(update={"tune": p.tune.model_copy(update=update)})
-    inputs = train.Inputs(
+        tp = tp.model_copy(update=update)
+    inputs = tune.Inputs(
         Path(args.features_root),
         Path(args.segments_root),
         Path(args.prepared_root),
         Path(args.clusters),
     )
     metrics = Path(args.metrics) if args.metrics else None
-    tune.run(inputs, p, Path(args.out), args.n_trials, args.worker, metrics)
+    tune.run(
+        inputs,
+        tp,
+        p.train,
+        p.base,
+        p.tune_direction(),
+        p.analyze.common_threshold,
+        Path(args.out),
+        args.n_trials,
+        args.worker,
+        metrics,
+    )
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
@@ -140,6 +153,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
     p = load_params(args.params)
     evaluate.run(Path(args.train), p.evaluate, p.base, Path(args.out))
+
+
+def _cmd_params(args: argparse.Namespace) -> None:
+    """Validate the whole params file (every key) and write the marker other stages depend on."""
+    from agcc.stages import params
+
+    params.run(Path(args.params), Path(args.out))
 
 
 def _cmd_summary(args: argparse.Namespace) -> None:
@@ -227,6 +247,8 @@ def _parser() -> argparse.ArgumentParser:
     sp = add("evaluate", _cmd_evaluate, "train outputs -> Table II (UAR, binary UAR, CIs)")
     sp.add_argument("--train", required=True, help="output folder of the train stage")
     sp.add_argument("--out", required=True)
+    sp = add("params", _cmd_params, "validate every key of the params file")
+    sp.add_argument("--out", required=True, help="marker file the other stages depend on")
     sp = add("summary", _cmd_summary, "print where the outputs are and their counts")
     sp.add_argument("--root", default=".", help="project root (default .)")
     return ap

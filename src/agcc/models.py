@@ -1,4 +1,4 @@
-"""The SER model of AG-CC (METHOD.md section 7): pure nn.Modules and pooling, no I/O.
+"""The SER model of AG-CC (docs/method.md section 7): pure nn.Modules and pooling, no I/O.
 
 frame features (B, T, D), or (B, T, L, D) combined by a learned softmax-weighted layer sum
 -> input standardisation (statistics of the training corpus, stored as buffers)

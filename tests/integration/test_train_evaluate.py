@@ -12,8 +12,8 @@ import torch
 import yaml
 
 from agcc.cli import main
-from agcc.corpora.base import MANIFEST_COLUMNS
 from agcc.io.cluster_model import AGModel, save_model
+from agcc.io.manifest import MANIFEST_COLUMNS
 from agcc.io.segments import SEGMENT_COLUMNS, save_segments
 from agcc.params import EMOTIONS, VOWELS, ParamsError, load_params
 from agcc.skips import SkipReport, TooManySkipsError
@@ -172,6 +172,12 @@ def _train(root: Path, params: Path) -> int:
     return main(["--params", str(params), "train", *options])
 
 
+def _evaluate(root: Path, params: Path) -> int:
+    """``agcc evaluate`` on the train outputs of the fake pipeline."""
+    args = ["--train", str(root / "train"), "--out", str(root / "evaluate")]
+    return main(["--params", str(params), "evaluate", *args])
+
+
 @pytest.mark.slow
 def test_every_method_trains_both_directions_and_table2_has_every_row(pipeline: Path) -> None:
     params = write_params(pipeline)
@@ -186,20 +192,7 @@ def test_every_method_trains_both_directions_and_table2_has_every_row(pipeline: 
     assert np.allclose(pred[[f"prob_{e}" for e in EMOTIONS]].sum(axis=1), 1.0, atol=1e-4)
     _check_checkpoint_reproduces_predictions(pipeline, pred)
 
-    assert (
-        main(
-            [
-                "--params",
-                str(params),
-                "evaluate",
-                "--train",
-                str(pipeline / "train"),
-                "--out",
-                str(pipeline / "evaluate"),
-            ]
-        )
-        == 0
-    )
+    assert _evaluate(pipeline, params) == 0
     t2 = pd.read_csv(pipeline / "evaluate" / "table2.csv")
     assert len(t2) == 12
     ub = t2[t2["method"] == "upper_bound"]
@@ -214,7 +207,8 @@ def test_every_method_trains_both_directions_and_table2_has_every_row(pipeline: 
 
 def _check_checkpoint_reproduces_predictions(root: Path, pred: pd.DataFrame) -> None:
     """The saved ag_cc model predicts the target test split exactly as predictions.csv."""
-    from agcc.stages.train import load_checkpoint, predict
+    from agcc.io.checkpoint import load_checkpoint
+    from agcc.training.trainer import predict
 
     model, meta = load_checkpoint(
         root / "train" / "corp_a_to_corp_b" / "ag_cc" / "seed1" / "model.pt"
@@ -232,6 +226,8 @@ def test_a_failed_run_is_recorded_the_others_finish_and_the_stage_fails(
     pipeline: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from agcc.stages import train
+    from agcc.training.anchoring import Anchoring
+    from agcc.training.trainer import FitResult
 
     real_fit = train.fit
 
@@ -239,10 +235,10 @@ def test_a_failed_run_is_recorded_the_others_finish_and_the_stage_fails(
         model: object,
         src: object,
         tgt: object,
-        anchoring: train.Anchoring,
+        anchoring: Anchoring,
         *args: object,
         **kwargs: object,
-    ) -> train.FitResult:
+    ) -> FitResult:
         if anchoring.kind == "coral":
             raise RuntimeError("simulated crash")
         return real_fit(model, src, tgt, anchoring, *args, **kwargs)
@@ -280,20 +276,7 @@ def test_oracle_runs_are_labelled_everywhere(pipeline: Path) -> None:
     runs = pd.read_csv(pipeline / "train" / "runs.csv")
     assert runs["method_dir"].tolist() == ["source_only", "pa_cc_ORACLE", "ag_cc_ORACLE"]
     assert (pipeline / "train" / "corp_a_to_corp_b" / "ag_cc_ORACLE" / "seed1").is_dir()
-    assert (
-        main(
-            [
-                "--params",
-                str(params),
-                "evaluate",
-                "--train",
-                str(pipeline / "train"),
-                "--out",
-                str(pipeline / "evaluate"),
-            ]
-        )
-        == 0
-    )
+    assert _evaluate(pipeline, params) == 0
     labels = pd.read_csv(pipeline / "evaluate" / "table2.csv")["method_label"].tolist()
     assert labels == ["Source only", "PA-CC (ORACLE)", "AG-CC (ORACLE)"]
     md = (pipeline / "evaluate" / "table2.md").read_text()
@@ -311,7 +294,7 @@ def test_oracle_runs_are_labelled_everywhere(pipeline: Path) -> None:
 
 def _load(root: Path, name: str = "corp_a", skips: SkipReport | None = None) -> object:
     """load_corpus on one fake corpus."""
-    from agcc.stages.train import load_corpus
+    from agcc.io.corpus import load_corpus
 
     return load_corpus(
         name,
@@ -393,7 +376,7 @@ def test_segments_of_utterances_not_in_the_manifest_are_stale(pipeline: Path) ->
 
 
 def test_class_missing_from_source_training_split_is_named(pipeline: Path) -> None:
-    from agcc.stages.train import check_direction
+    from agcc.training.data import check_direction
 
     src, _ = _load(pipeline)
     tgt, _ = _load(pipeline, "corp_b")
@@ -413,8 +396,8 @@ def test_direction_naming_an_unknown_corpus_is_a_params_error(tmp_path: Path) ->
 
 
 def test_missing_checkpoint_and_features_are_clear_errors(pipeline: Path) -> None:
+    from agcc.io.checkpoint import load_checkpoint
     from agcc.io.features import read_features
-    from agcc.stages.train import load_checkpoint
 
     with pytest.raises(FileNotFoundError, match=r"nowhere\.pt: no such checkpoint"):
         load_checkpoint(pipeline / "nowhere.pt")

@@ -105,3 +105,27 @@ def test_makefile_installs_the_same_requirement_set() -> None:
     assert "grep -E '^torch==' requirements.txt" in make
     ci = (REPO / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_every_stage_waits_for_the_whole_params_file_to_be_validated() -> None:
+    stages = _stages()
+    assert "params.yaml" in stages["params"]["deps"]
+    assert stages["params"]["outs"] == [{"data/params.ok": {"cache": False}}]
+    late = [n for n, st in stages.items() if n != "params" and "data/params.ok" not in st["deps"]]
+    assert not late, f"stages that may run before params.yaml is validated: {late}"
+
+
+def test_params_stage_names_a_misspelt_key_no_stage_tracks(tmp_path: Path) -> None:
+    from agcc.cli import main
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["base"]["max_skip_shar"] = 0.05
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    out = tmp_path / "params.ok"
+    assert main(["--params", str(bad), "params", "--out", str(out)]) == 2
+    assert not out.exists()
+    good = tmp_path / "good.yaml"
+    good.write_text((REPO / "params.yaml").read_text())
+    assert main(["--params", str(good), "params", "--out", str(out)]) == 0
+    assert out.read_text() == "params.yaml is valid\n"

@@ -1,10 +1,11 @@
 """``agcc tune``: an Optuna study over ag_cc's gamma, alpha, beta and the AG model's k.
 
 objective = UAR on the target DEV split (disjoint from test): each trial trains ``ag_cc`` in
-``tune.direction`` with the train stage's own code (:func:`agcc.stages.train.fit`, model init, input
-statistics and anchoring), once per ``tune.seeds``, and returns the mean over seeds of the
-target dev UAR of the model the pipeline would keep (early stopping on the SOURCE val UAR, as in
-``train``). The per-epoch target dev UAR is reported to a seeded median pruner. k picks among
+``tune.direction`` with the training library the train stage uses (:mod:`agcc.training`: model
+init, input statistics, anchoring, :func:`agcc.training.trainer.fit`), once per ``tune.seeds``,
+and returns the mean over seeds of the target dev UAR of the model the pipeline would keep
+(early stopping on the SOURCE val UAR, as in ``train``).
+The per-epoch target dev UAR is reported to a seeded median pruner. k picks among
 the models the cluster stage cached (``models/k??.npz``), so no trial re-clusters: the segments
 are assigned to another k's centroids once per k and cached in ``assignments_k??.csv``.
 
@@ -26,7 +27,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,13 +40,24 @@ import yaml
 
 from agcc import tracking
 from agcc.devices import resolve_device
+from agcc.errors import ConfigError
 from agcc.io.cluster_model import load_model, write_assignments
+from agcc.io.corpus import Inputs, load_directions
 from agcc.io.segments import load_corpora
 from agcc.models import SERModel
-from agcc.params import Params, TrainParams, TuneParams
+from agcc.params import BaseParams, TrainParams, TuneParams
 from agcc.sdtw import assign
-from agcc.stages import train
 from agcc.stats import uar
+from agcc.training.anchoring import AGInfo, method_anchoring
+from agcc.training.data import CorpusData
+from agcc.training.trainer import (
+    build_model,
+    configure_threads,
+    fit,
+    input_stats,
+    model_config,
+    predict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +75,7 @@ PARAM_KEYS = {
 }
 
 
-class TuneError(ValueError):
+class TuneError(ConfigError):
     """The study cannot be opened or continued (bad storage, another search space, bad split)."""
 
 
@@ -210,10 +222,10 @@ def counted(study: Any) -> int:
 class TuneContext:
     """What every trial shares: the corpora (labels of the stage's k), models per k, device."""
 
-    src: train.CorpusData
-    tgt: train.CorpusData
+    src: CorpusData
+    tgt: CorpusData
     tp: TrainParams
-    inputs: train.Inputs
+    inputs: Inputs
     out_dir: Path
     common_threshold: float
     base_k: int
@@ -223,7 +235,7 @@ class TuneContext:
     n_total: int = 0  # counted trials the study reaches
     storage: Any = None  # the study's RDBStorage (its engine serves the cross-worker lock)
     stats: tuple[torch.Tensor, torch.Tensor] | None = None
-    per_k: dict[int, tuple[train.CorpusData, train.CorpusData, dict]] = field(default_factory=dict)
+    per_k: dict[int, tuple[CorpusData, CorpusData, AGInfo]] = field(default_factory=dict)
 
 
 def _assignments_path(ctx: TuneContext, k: int) -> Path:
@@ -243,7 +255,7 @@ def _assignments_path(ctx: TuneContext, k: int) -> Path:
     return path
 
 
-def _relabel(data: train.CorpusData, assigned: pd.DataFrame) -> train.CorpusData:
+def _relabel(data: CorpusData, assigned: pd.DataFrame) -> CorpusData:
     """A copy of ``data`` whose segments carry the cluster ids of ``assigned``."""
     part = assigned[assigned["corpus"] == data.name].set_index("seg_id")["cluster"]
     cluster = part.reindex(data.segments.seg_id).to_numpy()
@@ -253,8 +265,8 @@ def _relabel(data: train.CorpusData, assigned: pd.DataFrame) -> train.CorpusData
     return dataclasses.replace(data, segments=segs)
 
 
-def corpora_for_k(ctx: TuneContext, k: int) -> tuple[train.CorpusData, train.CorpusData, dict]:
-    """Source and target with the clusters of k, and the AG dict of that k's cached model."""
+def corpora_for_k(ctx: TuneContext, k: int) -> tuple[CorpusData, CorpusData, AGInfo]:
+    """Source and target with the clusters of k, and the AG information of k's cached model."""
     if k not in ctx.per_k:
         path = ctx.inputs.cluster_dir / ("model.npz" if k == ctx.base_k else f"models/k{k:02d}.npz")
         model = load_model(path)
@@ -262,24 +274,33 @@ def corpora_for_k(ctx: TuneContext, k: int) -> tuple[train.CorpusData, train.Cor
             raise TuneError(f"{path}: holds a model with k={model.k}, expected k={k}")
         assigned = pd.read_csv(_assignments_path(ctx, k), keep_default_na=False)
         src, tgt = (_relabel(d, assigned) for d in (ctx.src, ctx.tgt))
-        ag = {
-            "k": k,
-            "distance": model.distance,
-            "gamma": model.gamma,
-            "common_threshold": ctx.common_threshold,
-        }
-        ctx.per_k[k] = (src, tgt, ag)
+        ctx.per_k[k] = (src, tgt, AGInfo.of(model, ctx.common_threshold))
     return ctx.per_k[k]
 
 
-def load_context(inputs: train.Inputs, p: Params, out_dir: Path, skips: Any) -> TuneContext:
-    """Load the direction's corpora with the train stage's loader; check the target dev split."""
-    source, target = p.tune_direction()
-    epochs = p.tune.max_epochs or p.train.max_epochs
-    tp = p.train.model_copy(
-        update={"methods": ("ag_cc",), "directions": ((source, target),), "max_epochs": epochs}
+def load_context(
+    inputs: Inputs,
+    tune: TuneParams,
+    train: TrainParams,
+    base: BaseParams,
+    direction: tuple[str, str],
+    common_threshold: float,
+    out_dir: Path,
+    skips: Any,
+) -> TuneContext:
+    """Load the direction's corpora with the training loader; check the target dev split."""
+    source, target = direction
+    tp = train.model_copy(
+        update={
+            "methods": ("ag_cc",),
+            "directions": ((source, target),),
+            "max_epochs": tune.max_epochs or train.max_epochs,
+        }
     )
-    data, ag = train.load_inputs(inputs, tp, p.base, skips, p.analyze.common_threshold)
+    model = load_model(inputs.cluster_dir / "model.npz")
+    data = load_directions(
+        inputs, tp.directions, tp.methods, model.k, base.emotions, skips, base.max_skip_share
+    )
     tgt = data[target]
     dev = tgt.rows("dev")
     if not len(dev) or len(np.unique(tgt.labels[dev])) < 2:
@@ -295,11 +316,11 @@ def load_context(inputs: train.Inputs, p: Params, out_dir: Path, skips: Any) -> 
         tp,
         inputs,
         out_dir,
-        p.analyze.common_threshold,
-        ag["k"],
+        common_threshold,
+        model.k,
         device,
-        p.tune.seeds,
-        len(p.base.emotions),
+        tune.seeds,
+        len(base.emotions),
     )
 
 
@@ -307,43 +328,43 @@ def load_context(inputs: train.Inputs, p: Params, out_dir: Path, skips: Any) -> 
 # Objective
 
 
-def dev_uar(model: SERModel, tgt: train.CorpusData, batch_size: int) -> float:
+def dev_uar(model: SERModel, tgt: CorpusData, batch_size: int) -> float:
     """UAR of ``model`` on the target DEV split (never the test split)."""
     dev = tgt.rows("dev")
-    probs = train.predict(model, tgt, dev, batch_size)
+    probs = predict(model, tgt, dev, batch_size)
     return uar(tgt.labels[dev], probs.argmax(axis=1), model.config.n_classes)
+
+
+def _trial_reporter(
+    model: SERModel, tgt: CorpusData, trial: Any, child: tracking.StageRun, offset: int, bs: int
+) -> Callable[[dict[str, float], int], None]:
+    """An on_epoch callback: report the epoch's target dev UAR, prune when the pruner says so."""
+    import optuna
+
+    def on_epoch(stats: dict[str, float], epoch: int) -> None:
+        """Log and report the epoch's target dev UAR; stop the trial when the pruner says so."""
+        stats["dev_uar"] = dev_uar(model, tgt, bs)
+        child.log_step(stats, offset + epoch)
+        trial.report(stats["dev_uar"], offset + epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"dev UAR {stats['dev_uar']:.4f} at epoch {epoch}")
+
+    return on_epoch
 
 
 def train_trial(ctx: TuneContext, values: dict, trial: Any, child: tracking.StageRun) -> float:
     """Train ag_cc with the trial's values once per seed; mean target dev UAR (pruned early)."""
-    import optuna
-
     tp = ctx.tp.model_copy(update={k: values[k] for k in ("gamma", "alpha", "beta")})
     src, tgt, ag = corpora_for_k(ctx, values["k"])
-    anchoring = train.method_anchoring("ag_cc", src, tgt, ag, tp, ctx.device)
+    anchoring = method_anchoring("ag_cc", src, tgt, ag, tp.oracle, ctx.device)
     if ctx.stats is None:
-        ctx.stats = train.input_stats(src, src.rows("train"))
-    config = train.model_config(tp, src.frames.shape[1:], ctx.n_classes)
+        ctx.stats = input_stats(src, src.rows("train"))
+    config = model_config(tp, src.frames.shape[1:], ctx.n_classes)
     scores = []
     for i, seed in enumerate(ctx.seeds):
-        torch.manual_seed(seed)
-        model = SERModel(config).to(ctx.device)
-        model.set_input_stats(*(t.to(ctx.device) for t in ctx.stats))
-
-        def on_epoch(
-            stats: dict[str, float],
-            epoch: int,
-            model: SERModel = model,
-            offset: int = i * tp.max_epochs,
-        ) -> None:
-            """Report the epoch's target dev UAR; stop the trial when the pruner says so."""
-            stats["dev_uar"] = dev_uar(model, tgt, 2 * tp.batch_size)
-            child.log_step(stats, offset + epoch)
-            trial.report(stats["dev_uar"], offset + epoch)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"dev UAR {stats['dev_uar']:.4f} at epoch {epoch}")
-
-        result = train.fit(model, src, tgt, anchoring, tp, seed, on_epoch)
+        model = build_model(config, seed, ctx.stats, ctx.device)
+        report = _trial_reporter(model, tgt, trial, child, i * tp.max_epochs, 2 * tp.batch_size)
+        result = fit(model, src, tgt, anchoring, tp, seed, report)
         scores.append(dev_uar(model, tgt, 2 * tp.batch_size))
         child.log_metrics(
             {f"dev_uar.seed{seed}": scores[-1], f"best_epoch.seed{seed}": result.best_epoch}
@@ -518,8 +539,12 @@ def write_outputs(study: Any, out_dir: Path, stage: tracking.StageRun) -> dict[s
 
 
 def run(
-    inputs: train.Inputs,
-    p: Params,
+    inputs: Inputs,
+    tp: TuneParams,
+    train: TrainParams,
+    base: BaseParams,
+    direction: tuple[str, str],
+    common_threshold: float,
     out_dir: Path,
     n_trials: int | None = None,
     worker: bool = False,
@@ -527,20 +552,19 @@ def run(
 ) -> Any:
     """Create or resume the study, run trials until it holds n_trials, write the outputs.
 
-    A ``worker`` runs trials only (several may share one study); the main run also writes
-    best_params.yaml/.txt, trials.csv, best.json and the plots. Returns the study.
+    ``direction`` is the [source, target] pair to tune on (``Params.tune_direction()``) and
+    ``common_threshold`` is ``analyze.common_threshold``; ``tp.k`` must name cached AG models
+    (``Params.check_tune_k()``). A ``worker`` runs trials only (several may share one study);
+    the main run also writes best_params.yaml/.txt, trials.csv, best.json and the plots.
+    Returns the study.
     """
-    p.check_tune_k()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tp = p.tune
     storage = open_storage(tp.storage)
-    direction = p.tune_direction()
-    space = search_space(tp, direction, tp.max_epochs or p.train.max_epochs)
-    study = open_study(tp, storage, space)
+    study = open_study(tp, storage, search_space(tp, direction, tp.max_epochs or train.max_epochs))
     params = {
         "tune": tp.model_dump() | {"storage": _safe_url(tp.storage)},
-        "train": p.train.model_dump(),
+        "train": train.model_dump(),
         "worker": worker,
         "objective": OBJECTIVE,
     }
@@ -548,7 +572,7 @@ def run(
         "tune",
         params=params,
         metrics_path=None if worker else metrics_path,
-        max_skip_share=p.base.max_skip_share,
+        max_skip_share=base.max_skip_share,
     ) as st:
         st.set_tags(
             {
@@ -557,9 +581,9 @@ def run(
                 "mlflow.note.content": f"Optuna study {tp.study_name!r}: {OBJECTIVE}",
             }
         )
-        ctx = load_context(inputs, p, out_dir, st.skips)
+        ctx = load_context(inputs, tp, train, base, direction, common_threshold, out_dir, st.skips)
         ctx.n_total, ctx.storage = n_trials or tp.n_trials, storage
-        train.configure_threads(ctx.device)
+        configure_threads(ctx.device)
         log.info(
             "study %r in %s: %d of %d trials counted; %s",
             tp.study_name,

@@ -1,0 +1,332 @@
+"""How each method anchors the target corpus to the source corpus (docs/method.md section 7).
+
+* ``source_only`` / ``upper_bound``: L_ER, cross-entropy on the labelled training utterances.
+* ``pa_cc`` (phoneme anchoring): L_ER + gamma * L_triplet, triplets grouped by vowel, w = 1.
+* ``hard_ag``: triplets grouped by vowel, w = exp(-beta * Dv[v_a, v_n]) with Dv the soft-DTW
+  divergence between per-vowel barycentres: the soft-DTW barycentre (SoftDTWKMeans, k = 1, the
+  AG model's gamma) of each vowel's validation-split mouth segments of the direction's two
+  corpora - fixed phone segments, no clustering (the paper's Hard-AG ablation).
+* ``la_cc`` (layer anchoring): L_ER + gamma * sum over anchored encoder layers of
+  CORAL(source, target) on the pooled layer outputs. Before training, each layer's pooled
+  outputs on a probe batch are compared with :func:`agcc.losses.layer_similarity` (linear CKA)
+  and the ``la_top_m`` MOST similar layers are anchored: as with AG-CC's common clusters and
+  PA-CC's shared vowels, an anchor is what the corpora already share, and aligning through it
+  pulls the rest of the representation along.
+* ``ag_cc`` (the paper): anchors are target segments whose AG cluster is common (overlap o(i) >=
+  ``analyze.common_threshold`` between the direction's source and target over all their
+  segments, :mod:`agcc.overlap`); positive = a source segment of the same cluster and emotion,
+  negative = a source segment of another cluster and the same emotion, w = exp(-beta *
+  D[k_a, k_n]) with D the AG centroid divergences; L = L_ER + gamma * L_AG.
+
+Triplets are mined within a step: anchors are the step's target segments, the pool its source
+segments. An anchor's emotion is the pseudo-label of its utterance, the current prediction of
+the same forward pass when its probability is at least ``pseudo_label_threshold`` (no gradient
+through the label), or the true label with ``train.oracle`` (analysis only).
+
+:data:`METHODS` is the one registry of methods; :func:`method_anchoring` looks a name up in it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from agcc.errors import ConfigError
+from agcc.losses import (
+    coral,
+    layer_similarity,
+    mine_triplets,
+    pseudo_label_mask,
+    soft_triplet,
+    soft_weights,
+)
+from agcc.models import SERModel, pool_segments
+from agcc.overlap import cluster_shares, common_clusters, overlap
+from agcc.params import VOWELS, TrainParams
+from agcc.sdtw import centroid_series, pairwise_divergence
+from agcc.training.batches import Batch, make_batch
+from agcc.training.data import CorpusData
+
+log = logging.getLogger(__name__)
+
+#: Barycentre iterations (SoftDTWKMeans with k = 1) per vowel for hard_ag.
+HARD_AG_MAX_ITER = 10
+#: hard_ag: at most this many validation segments per vowel (seeded subsample) per barycentre.
+HARD_AG_MAX_SERIES = 400
+
+
+@dataclass(frozen=True)
+class Anchoring:
+    """How one method anchors the target corpus to the source corpus."""
+
+    kind: str  # "none" | "triplet" | "coral"
+    group: str = "vowel"  # triplet: "vowel" | "cluster"
+    distance: Tensor | None = None  # (G, G): w = exp(-beta * D[g_a, g_n]); None: w = 1
+    common: Tensor | None = None  # (k,) bool: AG clusters whose target segments may anchor
+    oracle: bool = False  # triplet: true target labels instead of pseudo-labels (analysis only)
+    layers: tuple[int, ...] = ()  # coral: anchored encoder layers
+
+
+class _AGModelLike(Protocol):
+    """The parts of an AG model (:class:`agcc.io.cluster_model.AGModel`) anchoring needs."""
+
+    k: int
+    distance: np.ndarray
+    gamma: float
+
+
+@dataclass(frozen=True)
+class AGInfo:
+    """What the anchoring methods need from the AG model and the params of one direction."""
+
+    k: int  # AG clusters
+    distance: np.ndarray  # (k, k) soft-DTW divergences between the AG centroids
+    gamma: float  # the AG model's soft-DTW gamma (also hard_ag's barycentres)
+    common_threshold: float  # overlap o(i) in percent from which a cluster is common
+    vowel_distance: np.ndarray | None = None  # (6, 6) hard_ag's Dv of the direction's corpora
+
+    @classmethod
+    def of(cls, model: _AGModelLike, common_threshold: float) -> AGInfo:
+        """The AG information of a loaded AG model with ``analyze.common_threshold``."""
+        return cls(model.k, model.distance, model.gamma, common_threshold)
+
+
+def common_cluster_mask(src: CorpusData, tgt: CorpusData, k: int, threshold: float) -> np.ndarray:
+    """(k,) AG clusters common to two corpora: overlap o(i) >= threshold over all segments."""
+    counts = np.stack([np.bincount(c.segments.cluster, minlength=k) for c in (src, tgt)])
+    shares = cluster_shares(counts)  # (2, k)
+    return common_clusters(overlap(shares[0], shares[1]), threshold)
+
+
+def _vowel_series(corpora: list[CorpusData], v: int, rng: np.random.Generator) -> list:
+    """Validation mouth series of vowel v over ``corpora``, a seeded subsample if too many."""
+    series = [s for c in corpora for s in c.mouth_val.get(v, [])]
+    if len(series) > HARD_AG_MAX_SERIES:
+        keep = np.sort(rng.choice(len(series), HARD_AG_MAX_SERIES, replace=False))
+        series = [series[i] for i in keep]
+    return series
+
+
+def vowel_distance(corpora: list[CorpusData], gamma: float, seed: int, device: str) -> np.ndarray:
+    """(6, 6) soft-DTW divergences between per-vowel barycentres of val-split mouth segments.
+
+    Each vowel's barycentre is a Soft-DTW k-means with k = 1 over that vowel's validation mouth
+    segments of all ``corpora`` (a seeded subsample of ``HARD_AG_MAX_SERIES`` when there are
+    more). A vowel with fewer than 2 such segments gets distance 0 (w = 1) to every vowel, with
+    a warning.
+    """
+    from agcc.sdtw import SoftDTWKMeans
+
+    centres, present = [], []
+    rng = np.random.default_rng(seed)
+    for v, vowel in enumerate(tqdm(VOWELS, desc="hard_ag vowel barycentres", leave=False)):
+        series = _vowel_series(corpora, v, rng)
+        if len(series) < 2:
+            log.warning(
+                "hard_ag: %s has %d validation mouth segments; w = 1 for it", vowel, len(series)
+            )
+            continue
+        km = SoftDTWKMeans(
+            n_clusters=1, gamma=gamma, max_iter=HARD_AG_MAX_ITER, random_state=seed, device=device
+        ).fit(series)
+        centres.append(centroid_series(km.cluster_centers_)[0])
+        present.append(v)
+    out = np.zeros((len(VOWELS), len(VOWELS)))
+    if len(centres) > 1:
+        out[np.ix_(present, present)] = pairwise_divergence(centres, gamma, device)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The method registry
+
+#: builder(source, target, AG information, oracle, device) -> the method's Anchoring.
+Builder = Callable[[CorpusData, CorpusData, AGInfo, bool, torch.device], Anchoring]
+
+
+def _as_tensor(a: np.ndarray, device: torch.device) -> Tensor:
+    """A float32 tensor on ``device``."""
+    return torch.as_tensor(a, dtype=torch.float32, device=device)
+
+
+def _no_anchor(
+    src: CorpusData, tgt: CorpusData, ag: AGInfo, oracle: bool, device: torch.device
+) -> Anchoring:
+    """source_only and upper_bound: L = L_ER."""
+    return Anchoring("none")
+
+
+def _layer_anchor(
+    src: CorpusData, tgt: CorpusData, ag: AGInfo, oracle: bool, device: torch.device
+) -> Anchoring:
+    """la_cc: CORAL on layers chosen per run (:func:`choose_layers`)."""
+    return Anchoring("coral")
+
+
+def _phoneme_anchor(
+    src: CorpusData, tgt: CorpusData, ag: AGInfo, oracle: bool, device: torch.device
+) -> Anchoring:
+    """pa_cc: triplets grouped by vowel, w = 1."""
+    return Anchoring("triplet", "vowel", oracle=oracle)
+
+
+def _hard_ag_anchor(
+    src: CorpusData, tgt: CorpusData, ag: AGInfo, oracle: bool, device: torch.device
+) -> Anchoring:
+    """hard_ag: triplets grouped by vowel, weighted by the per-vowel barycentre divergences."""
+    if ag.vowel_distance is None:
+        raise ValueError("hard_ag needs AGInfo.vowel_distance (see vowel_distance)")
+    return Anchoring("triplet", "vowel", _as_tensor(ag.vowel_distance, device), oracle=oracle)
+
+
+def _ag_anchor(
+    src: CorpusData, tgt: CorpusData, ag: AGInfo, oracle: bool, device: torch.device
+) -> Anchoring:
+    """ag_cc: triplets grouped by AG cluster, anchors in common clusters, AG-distance weights."""
+    common = common_cluster_mask(src, tgt, ag.k, ag.common_threshold)
+    log.info(
+        "%s -> %s: %d of %d AG clusters are common (>= %g %% overlap)",
+        src.name,
+        tgt.name,
+        int(common.sum()),
+        ag.k,
+        ag.common_threshold,
+    )
+    return Anchoring(
+        "triplet",
+        "cluster",
+        _as_tensor(ag.distance, device),
+        torch.as_tensor(common, device=device),
+        oracle=oracle,
+    )
+
+
+#: Every method of ``train.methods`` and how it anchors.
+METHODS: dict[str, Builder] = {
+    "source_only": _no_anchor,
+    "pa_cc": _phoneme_anchor,
+    "hard_ag": _hard_ag_anchor,
+    "la_cc": _layer_anchor,
+    "ag_cc": _ag_anchor,
+    "upper_bound": _no_anchor,
+}
+#: Methods whose anchors carry (pseudo-)labels, i.e. those ``train.oracle`` applies to.
+TRIPLET_METHODS = ("pa_cc", "hard_ag", "ag_cc")
+
+
+def method_builder(method: str) -> Builder:
+    """The registry entry of a method; an unknown name is a ConfigError naming the known ones."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; known methods: {list(METHODS)}")
+    return METHODS[method]
+
+
+def method_anchoring(
+    method: str,
+    src: CorpusData,
+    tgt: CorpusData,
+    ag: AGInfo,
+    oracle: bool,
+    device: torch.device,
+) -> Anchoring:
+    """The anchoring of a method in a direction (la_cc's layers are chosen per run)."""
+    return method_builder(method)(src, tgt, ag, oracle and method in TRIPLET_METHODS, device)
+
+
+# ---------------------------------------------------------------------------------------------
+# Anchoring terms of one step
+
+
+def triplet_candidates(
+    batch: Batch, anchoring: Anchoring, tgt_emotion: Tensor, tgt_ok: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Which segments may anchor and which form the pool, with every segment's group and emotion.
+
+    Anchors: target segments whose utterance has a usable label (``tgt_ok``) and, with
+    ``anchoring.common``, whose AG cluster is common; pool: every source segment. Returns the
+    anchor and pool segment indices and the (S,) group (vowel or cluster) and emotion.
+    """
+    n = batch.n_first
+    emotion = torch.cat([batch.labels[:n], tgt_emotion])[batch.seg_row]  # (S,)
+    ok = torch.cat([tgt_ok.new_ones(n), tgt_ok])[batch.seg_row]  # (S,)
+    is_tgt = batch.seg_row >= n
+    anchor_ok = is_tgt & ok
+    if anchoring.common is not None:
+        anchor_ok &= anchoring.common[batch.seg_cluster]
+    groups = batch.seg_cluster if anchoring.group == "cluster" else batch.seg_vowel
+    anc, pool = anchor_ok.nonzero().squeeze(1), (~is_tgt).nonzero().squeeze(1)
+    return anc, pool, groups, emotion
+
+
+def triplet_term(
+    out_logits: Tensor,
+    h: Tensor,
+    batch: Batch,
+    anchoring: Anchoring,
+    tp: TrainParams,
+    generator: torch.Generator,
+) -> tuple[Tensor, dict[str, float]]:
+    """Soft triplet loss of the step's target-segment anchors against its source segments.
+
+    An anchor's emotion is its utterance's pseudo-label (the detached prediction when its
+    probability is at least ``pseudo_label_threshold``) or, with ``anchoring.oracle``, the true
+    label. Returns the loss (Eq. 2, mean over triplets), the number of triplets and the share
+    of target utterances with a usable (confident, or oracle) label.
+    """
+    n = batch.n_first
+    if anchoring.oracle:
+        tgt_emotion, tgt_ok = batch.labels[n:], batch.labels[n:] >= 0
+    else:
+        probs = torch.softmax(out_logits[n:].detach(), dim=1)  # (B_t, C)
+        tgt_emotion, tgt_ok = pseudo_label_mask(probs, tp.pseudo_label_threshold)
+    anc, pool, groups, emotion = triplet_candidates(batch, anchoring, tgt_emotion, tgt_ok)
+    a, p, ng = mine_triplets(groups[anc], emotion[anc], groups[pool], emotion[pool], generator)
+    ia, ip, ineg = anc[a], pool[p], pool[ng]
+    idx = torch.cat([ia, ip, ineg])
+    z = pool_segments(h, batch.seg_row[idx], batch.seg_lo[idx], batch.seg_hi[idx])  # (3N, d)
+    z_a, z_p, z_n = z.view(3, len(a), z.shape[1])  # (3, N, d); N may be 0
+    w = 1.0
+    if anchoring.distance is not None:
+        w = soft_weights(anchoring.distance, groups[ia], groups[ineg], tp.beta)  # (N,)
+    stats = {"n_triplets": float(len(a)), "labelled_share": tgt_ok.float().mean().item()}
+    return soft_triplet(z_a, z_p, z_n, w, tp.alpha), stats
+
+
+def coral_term(layer_pooled: Tensor, n_first: int, layers: tuple[int, ...]) -> Tensor:
+    """Sum over the anchored layers of CORAL(source pooled outputs, target pooled outputs)."""
+    terms = [coral(layer_pooled[i, :n_first], layer_pooled[i, n_first:]) for i in layers]
+    return torch.stack(terms).sum() if terms else layer_pooled.sum() * 0.0
+
+
+@torch.no_grad()
+def choose_layers(
+    model: SERModel, src: CorpusData, tgt: CorpusData, tp: TrainParams, seed: int
+) -> tuple[tuple[int, ...], list[float]]:
+    """la_cc: the ``la_top_m`` encoder layers most similar across corpora on a probe batch.
+
+    The probe batch is ``batch_size`` random training utterances of each corpus, passed through
+    the freshly initialised model in eval mode; similarity is :func:`layer_similarity`.
+    """
+    rng = np.random.default_rng([seed, 2])
+
+    def pick(d: CorpusData) -> np.ndarray:
+        """``batch_size`` random training rows of a corpus (all when it has fewer)."""
+        return rng.choice(d.rows("train"), min(tp.batch_size, len(d.rows("train"))), replace=False)
+
+    model.eval()
+    device = next(model.parameters()).device
+    batch = make_batch([(src, pick(src), False), (tgt, pick(tgt), False)], device)
+    pooled = model(batch.x, batch.lengths).layer_pooled  # (n_layers, B, d)
+    n = batch.n_first
+    sims = [float(layer_similarity(pooled[i, :n], pooled[i, n:])) for i in range(len(pooled))]
+    m = min(tp.la_top_m, len(sims))
+    if m < tp.la_top_m:
+        log.warning("la_cc: la_top_m=%d > %d encoder layers; anchoring all", tp.la_top_m, m)
+    return tuple(sorted(int(i) for i in np.argsort(sims)[::-1][:m])), sims

@@ -1,0 +1,154 @@
+"""Anchoring: which segments may anchor, triplet constraints, and the method registry."""
+
+from __future__ import annotations
+
+import typing
+
+import numpy as np
+import pytest
+import torch
+
+from agcc.errors import ConfigError
+from agcc.params import TrainParams
+from agcc.training.anchoring import (
+    METHODS,
+    TRIPLET_METHODS,
+    AGInfo,
+    Anchoring,
+    coral_term,
+    method_anchoring,
+    method_builder,
+    triplet_candidates,
+    triplet_term,
+)
+from agcc.training.batches import Batch
+from tests.unit.training_toy import toy_corpus
+
+T = torch.tensor
+
+
+def _batch() -> Batch:
+    """2 source utterances (labels 0, 1) and 2 target ones (labels 1, 0), segments by hand.
+
+    segment:   0  1  2  3 | 4  5  6  7  8
+    row:       0  0  1  1 | 2  2  2  3  3      (rows 2, 3 are the target)
+    cluster:   0  1  0  2 | 0  1  2  0  1
+    vowel:     3  3  4  4 | 3  4  4  3  3
+    """
+    return Batch(
+        x=torch.zeros(4, 6, 2),
+        lengths=T([6, 6, 6, 6]),
+        labels=T([0, 1, 1, 0]),
+        n_first=2,
+        seg_row=T([0, 0, 1, 1, 2, 2, 2, 3, 3]),
+        seg_lo=T([0, 2, 0, 2, 0, 2, 4, 0, 2]),
+        seg_hi=T([2, 4, 2, 4, 2, 4, 6, 2, 4]),
+        seg_vowel=T([3, 3, 4, 4, 3, 4, 4, 3, 3]),
+        seg_cluster=T([0, 1, 0, 2, 0, 1, 2, 0, 1]),
+    )
+
+
+def test_anchors_are_target_segments_of_labelled_utterances_in_common_clusters() -> None:
+    b = _batch()
+    common = T([True, True, False])
+    ok = T([True, False])  # target row 3 has no confident label
+    anc, pool, groups, emotion = triplet_candidates(
+        b, Anchoring("triplet", "cluster", common=common), T([1, 0]), ok
+    )
+    assert anc.tolist() == [4, 5]  # segment 6 is in cluster 2 (not common), 7, 8 unlabelled
+    assert pool.tolist() == [0, 1, 2, 3]  # every source segment
+    assert groups.tolist() == b.seg_cluster.tolist()
+    assert emotion.tolist() == [0, 0, 1, 1, 1, 1, 1, 0, 0]
+
+
+def test_without_common_mask_every_labelled_target_segment_anchors_grouped_by_vowel() -> None:
+    b = _batch()
+    anc, _, groups, _ = triplet_candidates(b, Anchoring("triplet", "vowel"), T([1, 0]), T([1, 1]))
+    assert anc.tolist() == [4, 5, 6, 7, 8]
+    assert groups.tolist() == b.seg_vowel.tolist()
+
+
+def test_triplets_pair_same_group_positives_and_other_group_negatives_of_one_emotion(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import agcc.training.anchoring as anchoring_mod
+
+    seen = {}
+    real = anchoring_mod.mine_triplets
+
+    def spy(*args: torch.Tensor, **kw: object) -> tuple:
+        out = real(*args, **kw)
+        seen["args"], seen["out"] = args, out
+        return out
+
+    monkeypatch.setattr(anchoring_mod, "mine_triplets", spy)
+    b = _batch()
+    h = torch.randn(4, 6, 3)
+    logits = torch.zeros(4, 4)
+    a = Anchoring("triplet", "cluster", common=T([True, True, False]), oracle=True)
+    loss, stats = triplet_term(logits, h, b, a, TrainParams(), torch.Generator().manual_seed(0))
+    ag, ae, pg, pe = seen["args"][:4]
+    ia, ip, ineg = seen["out"]
+    assert stats["n_triplets"] == len(ia) > 0 and stats["labelled_share"] == 1.0
+    assert (ag[ia] == pg[ip]).all() and (ae[ia] == pe[ip]).all()  # positive: same group, emotion
+    assert (ag[ia] != pg[ineg]).all() and (ae[ia] == pe[ineg]).all()  # negative: other group
+    assert torch.isfinite(loss)
+
+
+def test_pseudo_labels_below_the_threshold_give_no_anchor() -> None:
+    b = _batch()
+    logits = torch.zeros(4, 4)  # uniform: max probability 0.25
+    tp = TrainParams(pseudo_label_threshold=0.6)
+    a = Anchoring("triplet", "vowel")
+    loss, stats = triplet_term(logits, torch.randn(4, 6, 3), b, a, tp, torch.Generator())
+    assert stats == {"n_triplets": 0.0, "labelled_share": 0.0} and float(loss) == 0.0
+
+
+def test_coral_term_sums_the_anchored_layers_and_is_zero_without_any() -> None:
+    pooled = torch.randn(3, 8, 4)
+    assert float(coral_term(pooled, 4, ())) == 0.0
+    both = coral_term(pooled, 4, (0, 2))
+    assert torch.isclose(both, coral_term(pooled, 4, (0,)) + coral_term(pooled, 4, (2,)))
+
+
+def test_registry_keys_are_the_params_methods() -> None:
+    field = TrainParams.model_fields["methods"].annotation  # tuple[Literal[...], ...]
+    (literal, _) = typing.get_args(field)
+    assert set(METHODS) == set(typing.get_args(literal))
+    assert set(TRIPLET_METHODS) <= set(METHODS)
+
+
+def test_unknown_method_raises_naming_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="unknown method 'ag_c'.*source_only.*upper_bound"):
+        method_builder("ag_c")
+    with pytest.raises(ValueError, match="known methods"):
+        method_anchoring("ag_c", toy_corpus(), toy_corpus(), _ag(), False, torch.device("cpu"))
+
+
+def _ag(**kw: object) -> AGInfo:
+    """AG information with k = 3, a symmetric distance matrix and threshold 30 %."""
+    d = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 1.5], [2.0, 1.5, 0.0]])
+    return AGInfo(3, d, 0.1, 30.0, **kw)
+
+
+def test_each_method_gets_its_anchoring() -> None:
+    src, tgt, cpu = toy_corpus("a", 1), toy_corpus("b", 2), torch.device("cpu")
+    ag = _ag(vowel_distance=np.ones((6, 6)))
+    kinds = {m: method_anchoring(m, src, tgt, ag, True, cpu) for m in METHODS}
+    assert {m: a.kind for m, a in kinds.items()} == {
+        "source_only": "none",
+        "pa_cc": "triplet",
+        "hard_ag": "triplet",
+        "la_cc": "coral",
+        "ag_cc": "triplet",
+        "upper_bound": "none",
+    }
+    assert kinds["pa_cc"].distance is None and kinds["pa_cc"].group == "vowel"
+    assert kinds["hard_ag"].distance.shape == (6, 6) and kinds["ag_cc"].group == "cluster"
+    assert kinds["ag_cc"].common.dtype == torch.bool and kinds["ag_cc"].common.shape == (3,)
+    assert [m for m, a in kinds.items() if a.oracle] == list(TRIPLET_METHODS)
+
+
+def test_hard_ag_without_vowel_distances_is_an_error() -> None:
+    with pytest.raises(ValueError, match="vowel_distance"):
+        method_anchoring("hard_ag", toy_corpus(), toy_corpus(), _ag(), False, torch.device("cpu"))

@@ -1,0 +1,58 @@
+"""A toy in-memory corpus for the training unit tests (no files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from agcc.training.data import CorpusData, Segments
+
+SPLITS = {"train": 6, "val": 2, "test": 2}  # utterances per class
+
+
+def toy_corpus(
+    name: str = "toy",
+    seed: int = 0,
+    n_classes: int = 4,
+    dim: int = 6,
+    sep: float = 3.0,
+    k: int = 3,
+    splits: dict[str, int] | None = None,
+) -> CorpusData:
+    """Utterances of 5-14 frames at sep * onehot(label) + noise, 2 two-frame segments each."""
+    rng = np.random.default_rng(seed)
+    split_list, labels = [], []
+    for split, n in (splits or SPLITS).items():
+        for c in range(n_classes):
+            split_list += [split] * n
+            labels += [c] * n
+    labels_a = np.array(labels, dtype=np.int64)
+    length = rng.integers(5, 15, len(labels_a))
+    start = np.concatenate([[0], np.cumsum(length)[:-1]])
+    proto = sep * np.eye(n_classes, dim)[np.repeat(labels_a, length)]
+    frames = (proto + rng.normal(0, 1, (int(length.sum()), dim))).astype(np.float16)
+    row = np.repeat(np.arange(len(labels_a)), 2)
+    lo = (rng.random(len(row)) * (length[row] - 2)).astype(np.int64)
+    segments = Segments(
+        seg_id=np.array([f"{name}#{i}" for i in range(len(row))]),
+        row=row,
+        lo=lo,
+        hi=lo + 2,
+        vowel=rng.integers(0, 6, len(row)),
+        cluster=rng.integers(0, k, len(row)),
+        ptr=np.arange(0, len(row) + 1, 2),
+    )
+    return CorpusData(
+        name=name,
+        utt_ids=np.array([f"{name}_{i}" for i in range(len(labels_a))]),
+        labels=labels_a,
+        splits=np.array(split_list),
+        start=start,
+        length=length,
+        frames=frames,
+        segments=segments,
+        mouth_val={},
+        features_path=Path(f"{name}/features.npz"),
+        manifest_path=Path(f"{name}/manifest.csv"),
+    )
