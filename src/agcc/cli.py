@@ -12,9 +12,13 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agcc.errors import AgccError
 from agcc.params import load_params
+
+if TYPE_CHECKING:
+    from agcc.io.corpus import Inputs
 
 log = logging.getLogger("agcc")
 
@@ -98,19 +102,27 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
     analyze.run(segs, Path(args.clusters), p.analyze, p.base, Path(args.out), feats)
 
 
-def _cmd_train(args: argparse.Namespace) -> None:
-    """Train the SER grid (methods x directions x seeds) with AG anchoring and the baselines."""
-    from agcc.stages import train
+def _grid_inputs(args: argparse.Namespace) -> Inputs:
+    """The four input folders of the training grid (train and tune)."""
+    from agcc.io.corpus import Inputs
 
-    p = load_params(args.params)
-    inputs = train.Inputs(
+    return Inputs(
         Path(args.features_root),
         Path(args.segments_root),
         Path(args.prepared_root),
         Path(args.clusters),
     )
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    """Train the SER grid (methods x directions x seeds) with AG anchoring and the baselines."""
+    from agcc.stages import train
+
+    p = load_params(args.params)
     metrics = Path(args.metrics) if args.metrics else None
-    train.run(inputs, p.train, p.base, p.analyze.common_threshold, Path(args.out), metrics)
+    train.run(
+        _grid_inputs(args), p.train, p.base, p.analyze.common_threshold, Path(args.out), metrics
+    )
 
 
 def _cmd_tune(args: argparse.Namespace) -> None:
@@ -126,15 +138,9 @@ def _cmd_tune(args: argparse.Namespace) -> None:
             "study_name": args.study_name or tp.study_name,
         }
         tp = tp.model_copy(update=update)
-    inputs = tune.Inputs(
-        Path(args.features_root),
-        Path(args.segments_root),
-        Path(args.prepared_root),
-        Path(args.clusters),
-    )
     metrics = Path(args.metrics) if args.metrics else None
     tune.run(
-        inputs,
+        _grid_inputs(args),
         tp,
         p.train,
         p.base,
@@ -176,65 +182,53 @@ def _segment_options(sp: argparse.ArgumentParser) -> None:
     g.add_argument("--segments-root", help="folder with one segments folder per corpus in params")
 
 
-def _parser() -> argparse.ArgumentParser:
-    """Build the argument parser with one subparser per stage."""
-    ap = argparse.ArgumentParser(prog="agcc", description=__doc__.splitlines()[0])
-    ap.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
-    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = ap.add_subparsers(dest="command", required=True)
+Command = Callable[[argparse.Namespace], None]
 
-    def add(
-        name: str, fn: Callable[[argparse.Namespace], None], help_: str
-    ) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_)
-        sp.set_defaults(func=fn)
-        return sp
 
-    sp = add("demo", _cmd_demo, "generate the demo corpora (demo_crema, demo_improv)")
-    sp.add_argument("--metrics", help="write generation counts as JSON here")
-    sp = add("prepare", _cmd_prepare, "corpus -> manifest.csv + splits.csv")
+def _corpus_options(sp: argparse.ArgumentParser, manifest: bool = True) -> None:
+    """--corpus NAME (from params.yaml) [--manifest CSV] --out DIR of a per-corpus stage."""
     sp.add_argument("--corpus", required=True, help="corpus name from params.yaml `corpora`")
-    sp.add_argument("--out", required=True, help="output folder")
-    sp = add("landmarks", _cmd_landmarks, "OpenFace CSVs -> normalised mouth tracks (mouth.npz)")
-    sp.add_argument("--corpus", required=True)
-    sp.add_argument("--manifest", required=True)
-    sp.add_argument("--out", required=True)
-    sp = add("align", _cmd_align, "transcripts -> MFA TextGrids (pocketsphinx) or TextGrids as-is")
-    sp.add_argument("--corpus", required=True)
-    sp.add_argument("--manifest", required=True)
-    sp.add_argument("--out", required=True)
+    if manifest:
+        sp.add_argument("--manifest", required=True, help="manifest.csv of the corpus")
+
+
+def _grid_options(sp: argparse.ArgumentParser) -> None:
+    """The input folders of train and tune."""
+    sp.add_argument("--features-root", required=True, help="one features folder per corpus")
+    sp.add_argument("--segments-root", required=True, help="one segments folder per corpus")
+    sp.add_argument("--prepared-root", required=True, help="one manifest folder per corpus")
+    sp.add_argument("--clusters", required=True, help="output folder of the cluster stage")
+
+
+def _corpus_commands(add: Callable[[str, Command, str], argparse.ArgumentParser]) -> None:
+    """The per-corpus stages: prepare, landmarks, align, segments, features."""
+    _corpus_options(add("prepare", _cmd_prepare, "corpus -> manifest.csv + splits.csv"), False)
+    _corpus_options(add("landmarks", _cmd_landmarks, "landmarks -> normalised mouth tracks"))
+    _corpus_options(add("align", _cmd_align, "transcripts -> TextGrids (pocketsphinx) or as-is"))
     sp = add("segments", _cmd_segments, "mouth tracks + TextGrids -> vowel segments")
-    sp.add_argument("--corpus", required=True)
-    sp.add_argument("--manifest", required=True)
+    _corpus_options(sp)
     sp.add_argument("--mouth", required=True, help="mouth.npz from the landmarks stage")
-    sp.add_argument("--out", required=True)
-    sp = add("cluster", _cmd_cluster, "vowel segments of all corpora -> AG clusters (Soft-DTW)")
-    _segment_options(sp)
-    sp.add_argument("--out", required=True)
-    sp = add("features", _cmd_features, "audio -> acoustic frame features (50 frames/s)")
-    sp.add_argument("--corpus", required=True)
-    sp.add_argument("--manifest", required=True)
-    sp.add_argument("--out", required=True)
+    _corpus_options(add("features", _cmd_features, "audio -> acoustic frame features (50/s)"))
+
+
+def _analysis_commands(add: Callable[[str, Command, str], argparse.ArgumentParser]) -> None:
+    """The stages over all corpora: cluster, analyze, train, evaluate."""
+    _segment_options(add("cluster", _cmd_cluster, "vowel segments -> AG clusters (Soft-DTW)"))
     sp = add("analyze", _cmd_analyze, "segments + AG clusters -> Table I, Fig. 1 (and Fig. 2)")
     _segment_options(sp)
     sp.add_argument("--clusters", required=True, help="output folder of the cluster stage")
-    sp.add_argument(
-        "--features-root", help="folder with one features folder per corpus; adds Fig. 2"
-    )
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--features-root", help="one features folder per corpus; adds Fig. 2")
     sp = add("train", _cmd_train, "features + segments + AG clusters -> SER models, predictions")
-    sp.add_argument("--features-root", required=True, help="one features folder per corpus")
-    sp.add_argument("--segments-root", required=True, help="one segments folder per corpus")
-    sp.add_argument("--prepared-root", required=True, help="one manifest folder per corpus")
-    sp.add_argument("--clusters", required=True, help="output folder of the cluster stage")
-    sp.add_argument("--out", required=True)
+    _grid_options(sp)
     sp.add_argument("--metrics", help="write the stage's summary metrics as JSON here")
+    sp = add("evaluate", _cmd_evaluate, "train outputs -> Table II (UAR, binary UAR, CIs)")
+    sp.add_argument("--train", required=True, help="output folder of the train stage")
+
+
+def _tune_command(add: Callable[[str, Command, str], argparse.ArgumentParser]) -> None:
+    """The Optuna study (its own pipeline, tune/dvc.yaml)."""
     sp = add("tune", _cmd_tune, "Optuna study: gamma, alpha, beta, k on the target DEV split")
-    sp.add_argument("--features-root", required=True, help="one features folder per corpus")
-    sp.add_argument("--segments-root", required=True, help="one segments folder per corpus")
-    sp.add_argument("--prepared-root", required=True, help="one manifest folder per corpus")
-    sp.add_argument("--clusters", required=True, help="output folder of the cluster stage")
-    sp.add_argument("--out", required=True, help="best_params.yaml, plots, per-k assignments")
+    _grid_options(sp)
     sp.add_argument("--metrics", help="write the study's summary metrics as JSON here")
     sp.add_argument("--n-trials", type=int, help="finished trials to reach (default tune.n_trials)")
     sp.add_argument(
@@ -244,11 +238,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--storage", help="RDB URL overriding tune.storage")
     sp.add_argument("--study-name", help="overrides tune.study_name")
-    sp = add("evaluate", _cmd_evaluate, "train outputs -> Table II (UAR, binary UAR, CIs)")
-    sp.add_argument("--train", required=True, help="output folder of the train stage")
-    sp.add_argument("--out", required=True)
-    sp = add("params", _cmd_params, "validate every key of the params file")
-    sp.add_argument("--out", required=True, help="marker file the other stages depend on")
+
+
+def _parser() -> argparse.ArgumentParser:
+    """Build the argument parser with one subparser per stage."""
+    ap = argparse.ArgumentParser(prog="agcc", description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = ap.add_subparsers(dest="command", required=True)
+    outs: dict[str, str] = {"demo": "", "summary": ""}
+
+    def add(name: str, fn: Command, help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_)
+        sp.set_defaults(func=fn)
+        if name not in outs:
+            sp.add_argument("--out", required=True, help="output folder (file for params)")
+        return sp
+
+    add("params", _cmd_params, "validate every key of the params file")
+    sp = add("demo", _cmd_demo, "generate the demo corpora (demo_crema, demo_improv)")
+    sp.add_argument("--metrics", help="write generation counts as JSON here")
+    _corpus_commands(add)
+    _analysis_commands(add)
+    _tune_command(add)
     sp = add("summary", _cmd_summary, "print where the outputs are and their counts")
     sp.add_argument("--root", default=".", help="project root (default .)")
     return ap

@@ -200,7 +200,7 @@ class AnalyzeParams(Section):
 
 
 class FeatureParams(Section):
-    """Frozen acoustic encoder whose frame features feed the SER model (METHOD.md section 6)."""
+    """Frozen acoustic encoder whose frame features feed the SER model (docs/method.md section 6)."""
 
     encoder: Literal["logmel", "wav2vec2"] = "logmel"
     model: str = "facebook/wav2vec2-base"  # hub name or local folder (wav2vec2, HuBERT, WavLM)
@@ -214,7 +214,7 @@ class FeatureParams(Section):
 
 
 class TrainParams(Section):
-    """The SER model, the anchoring losses and the experiment grid (METHOD.md section 7)."""
+    """The SER model, the anchoring losses and the experiment grid (docs/method.md section 7)."""
 
     methods: tuple[
         Literal["source_only", "pa_cc", "hard_ag", "la_cc", "ag_cc", "upper_bound"], ...
@@ -248,7 +248,7 @@ class TrainParams(Section):
 
 
 class EvaluateParams(Section):
-    """Table II: UARs, one-vs-rest binary UARs and paired bootstrap CIs (METHOD.md section 8)."""
+    """Table II: UARs, one-vs-rest binary UARs and paired bootstrap CIs (docs/method.md section 8)."""
 
     binary_models: bool = False
     bootstrap: int = Field(1000, ge=10)
@@ -256,7 +256,7 @@ class EvaluateParams(Section):
 
 
 class TuneParams(Section):
-    """Optuna search over ag_cc's gamma, alpha, beta and the AG model's k (METHOD.md section 9).
+    """Optuna search over ag_cc's gamma, alpha, beta and the AG model's k (docs/method.md section 9).
 
     The objective is the UAR on the labelled target DEV split (disjoint from test), mean over
     ``seeds``; k picks among the cached elbow-sweep models of the cluster stage.
