@@ -220,13 +220,12 @@ def elbow_k(ks: list[int] | np.ndarray, inertias: list[float] | np.ndarray) -> i
 def summary_metrics(
     model: AGModel, k_elbow: int, fits: dict[int, AGModel], curve: pd.DataFrame, n: dict[str, int]
 ) -> dict[str, float]:
-    """Headline metrics: chosen and elbow k, inertia, silhouette, fit time and counts."""
+    """Headline metrics for DVC: chosen and elbow k, inertia, silhouette and counts (no time)."""
     sil = curve.set_index("k")["silhouette"]
     m = {
         "k_chosen": model.k,
         "k_elbow": k_elbow,
         "inertia": model.inertia,
-        "fit_seconds": round(sum(f.seconds for f in fits.values()), 3),
     } | n
     if np.isfinite(sil[model.k]):
         m["silhouette"] = round(float(sil[model.k]), 6)

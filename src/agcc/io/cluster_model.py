@@ -1,7 +1,8 @@
 """The AG cluster model of the cluster stage: model.npz / models/kNN.npz and assignments.csv.
 
 model.npz: centroids (k, T, D) float64 (rows past a centroid's length are NaN), distance (k, k)
-soft-DTW divergences, k, gamma, engine, inertia, n_iter, seconds. assignments.csv: one row per
+soft-DTW divergences, k, gamma, engine, inertia, n_iter (no wall-clock time: a DVC output is a
+pure function of code, data and params). assignments.csv: one row per
 segment (seg_id, corpus, split, emotion, vowel, cluster in 0..k-1).
 """
 
@@ -39,7 +40,8 @@ class AGModel:
 def save_model(path: Path, model: AGModel) -> Path:
     """Write a model as npz: centroids (k, T, D), distance (k, k), k, gamma, engine, inertia, ...
 
-    The keys are centroids, distance, k, gamma, engine, inertia, n_iter and seconds.
+    The keys are centroids, distance, k, gamma, engine, inertia and n_iter; the fit time
+    (``model.seconds``) goes to MLflow only, so re-running a fit rewrites identical bytes.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
@@ -51,7 +53,6 @@ def save_model(path: Path, model: AGModel) -> Path:
         engine=np.array(model.engine),
         inertia=model.inertia,
         n_iter=model.n_iter,
-        seconds=model.seconds,
     )
     return path
 
@@ -69,7 +70,6 @@ def load_model(path: str | Path) -> AGModel:
             engine=str(z["engine"]),
             inertia=float(z["inertia"]),
             n_iter=int(z["n_iter"]),
-            seconds=float(z["seconds"]),
         )
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from agcc.errors import DataError, MissingInputError
+
 log = logging.getLogger(__name__)
 
 ORACLE_SUFFIX = "_ORACLE"
@@ -24,33 +26,33 @@ def load_runs(train_dir: Path) -> pd.DataFrame:
     """The finished runs of ``runs.csv`` (failed ones are left out with a warning)."""
     path = train_dir / "runs.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file; run the train stage first")
+        raise MissingInputError(f"{path}: no such file; run the train stage first")
     runs = pd.read_csv(path, keep_default_na=False, dtype={"seed": int})
     missing = [c for c in RUN_COLUMNS if c not in runs.columns]
     if missing:
-        raise ValueError(f"{path}: missing columns {missing}")
+        raise DataError(f"{path}: missing columns {missing}")
     runs["oracle"] = runs["oracle"].astype(str).str.lower() == "true"
     failed = runs[runs["status"] != "FINISHED"]
     if len(failed):
         log.warning("%s: leaving out %d runs that did not finish", path, len(failed))
     runs = runs[runs["status"] == "FINISHED"].reset_index(drop=True)
     if runs.empty:
-        raise ValueError(f"{path}: no finished run to evaluate")
+        raise DataError(f"{path}: no finished run to evaluate")
     return runs
 
 
 def read_predictions(path: Path, emotions: tuple[str, ...]) -> pd.DataFrame:
     """predictions.csv sorted by utt_id with integer ``y_true`` and ``y_pred`` columns added."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such predictions file; re-run the train stage")
+        raise MissingInputError(f"{path}: no such predictions file; re-run the train stage")
     frame = pd.read_csv(path, keep_default_na=False)
     missing = [c for c in ("utt_id", "true", "pred") if c not in frame.columns]
     if missing:
-        raise ValueError(f"{path}: missing columns {missing}")
+        raise DataError(f"{path}: missing columns {missing}")
     index = {e: i for i, e in enumerate(emotions)}
     unknown = sorted((set(frame["true"]) | set(frame["pred"])) - set(index))
     if unknown:
-        raise ValueError(f"{path}: labels {unknown} are not in base.emotions {list(emotions)}")
+        raise DataError(f"{path}: labels {unknown} are not in base.emotions {list(emotions)}")
     frame["y_true"], frame["y_pred"] = frame["true"].map(index), frame["pred"].map(index)
     return frame.sort_values("utt_id", kind="stable").reset_index(drop=True)
 
