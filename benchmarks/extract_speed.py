@@ -31,8 +31,9 @@ import numpy as np
 from agcc.corpora.crema_d import SENTENCES
 from agcc.extract import espeak
 from agcc.extract.face import ExtractorSettings, FaceLandmarker, extract_all, extract_video
-from agcc.extract.phones import Aligner, words_of
+from agcc.extract.phones import Aligner
 from agcc.params import AlignParams
+from agcc.phones import words_of
 
 logger = logging.getLogger("extract_speed")
 FIXTURE = (

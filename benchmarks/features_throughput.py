@@ -5,20 +5,20 @@ half at 44,100 Hz, 16-bit WAV), saves a randomly initialised wav2vec2-base-sized
 (``Wav2Vec2Config()`` defaults, no download; its feature extractor has no attention mask, like
 facebook/wav2vec2-base) or the tiny 2-layer test model, and loads it through the stage's
 ``HFEncoder``. Both timings use the same length-sorted batches
-(``agcc.stages.features.make_batches``):
+(``agcc.encoders.make_batches``):
 
 - bare: the model forward pass alone (``HFEncoder.forward`` under ``torch.inference_mode``) on
   inputs prepared beforehand;
-- whole: ``agcc.stages.features.extract`` from the files (header probe, soundfile read, soxr
+- whole: ``agcc.encoders.extract`` from the files (header probe, soundfile read, soxr
   resampling
   to 16 kHz, mono mix, batching, waveform normalisation, forward, cutting to the 50 frames/s grid,
   float16 storage) plus writing features.npz.
 
 The ratio bare / whole is the share of the bare forward throughput the stage keeps; target
-(METHOD.md section 10): >= 0.9. Each timing is repeated (alternating) and the best is kept. On a
-shared machine the two long timings drift with the load, so the report adds a steadier estimate:
-the whole path with the forward pass replaced by zeros of the right shape measures everything
-else (the overhead), and bare / (bare + overhead) is the ratio it implies.
+(docs/method.md section 10): >= 0.9. Each timing is repeated (alternating) and the best is kept.
+On a shared machine the two long timings drift with the load, so the report adds a steadier
+estimate: the whole path with the forward pass replaced by zeros of the right shape measures
+everything else (the overhead), and bare / (bare + overhead) is the ratio it implies.
 
     python benchmarks/features_throughput.py                 # base-sized, 48 utterances
     python benchmarks/features_throughput.py --quick         # base-sized, 12 utterances
@@ -40,17 +40,11 @@ import pandas as pd
 import soundfile as sf
 import torch
 
+from agcc.encoders import HFEncoder, conv_output_length, extract, make_batches, probe
 from agcc.framing import SAMPLE_RATE
+from agcc.io.audio import read_audio
 from agcc.io.features import FrameWriter
 from agcc.skips import SkipReport
-from agcc.stages.features import (
-    HFEncoder,
-    conv_output_length,
-    extract,
-    make_batches,
-    probe,
-    read_audio,
-)
 
 logger = logging.getLogger("features_throughput")
 

@@ -138,3 +138,16 @@ def fps(time: np.ndarray) -> float:
     if len(time) < 2 or time[-1] <= time[0]:
         return math.nan
     return (len(time) - 1) / float(time[-1] - time[0])
+
+
+def eye_centres(points: np.ndarray, pupils: np.ndarray | None = None) -> np.ndarray:
+    """Eye centres (F, 2, 2), index 0 the image-left eye: ``pupils`` if given, else eye means.
+
+    Without pupils: left = mean of points 36-41, right = mean of points 42-47 of ``points``
+    (F, 68, 2).
+    """
+    if pupils is not None:
+        return pupils
+    left = points[:, LEFT_EYE].mean(axis=1)  # (F, 2)
+    right = points[:, RIGHT_EYE].mean(axis=1)
+    return np.stack([left, right], axis=1)  # (F, 2, 2)

@@ -23,6 +23,9 @@ ARPA_CONSONANTS = frozenset("B CH D DH F G HH JH K L M N NG P R S SH T TH V W Y 
 _ARPA = re.compile(r"([A-Z]{1,2})([012]?)")
 
 
+_WORD = re.compile(r"[a-z0-9']+")
+
+
 # IPA: stress and length marks are stripped before lookup. The paper's vowels
 # {a, ə, ɛ, i, æ, u} are ARPAbet AA AH EH IY AE UW. english_mfa also writes the GOOSE vowel
 # as ʉ(ː) after coronals and /j/, and the STRUT vowel as ɐ as well as ʌ, so ʉ counts as UW and
@@ -165,3 +168,11 @@ class Alignment:
     n_silence: int = 0
     n_spn: int = 0
     unknown: dict[str, int] = field(default_factory=dict)
+
+
+def words_of(transcript: str) -> list[str]:
+    """Lower-case words of a transcript: runs of letters, digits and inner apostrophes.
+
+    ``"It's eleven o'clock."`` -> ``["it's", "eleven", "o'clock"]``; other characters split words.
+    """
+    return [w.strip("'") for w in _WORD.findall(transcript.lower()) if w.strip("'")]

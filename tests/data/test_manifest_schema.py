@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from agcc.corpora import MANIFEST_COLUMNS, read_manifest
+from agcc.io.manifest import MANIFEST_COLUMNS, read_manifest
 from agcc.params import EMOTIONS, BaseParams, CorpusParams, PrepareParams
 from agcc.skips import TooManySkipsError
 from agcc.stages import prepare

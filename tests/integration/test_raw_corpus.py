@@ -80,6 +80,12 @@ def _stage(params: Path, *args: str) -> None:
     assert main(["--params", str(params), *args]) == 0, args
 
 
+def _landmarks(params: Path, prep: Path, lm: Path) -> None:
+    """Run the landmarks stage on the prepared manifest."""
+    manifest = str(prep / "manifest.csv")
+    _stage(params, "landmarks", "--corpus", CORPUS, "--manifest", manifest, "--out", str(lm))
+
+
 @pytest.mark.slow
 def test_raw_crema_folder_runs_through_the_built_in_extractors(tracked: Path) -> None:
     need_espeak()
@@ -88,16 +94,7 @@ def test_raw_crema_folder_runs_through_the_built_in_extractors(tracked: Path) ->
     d = tracked / "data"
     prep, lm, al, seg = (d / s / CORPUS for s in ("prepared", "landmarks", "align", "segments"))
     _stage(params, "prepare", "--corpus", CORPUS, "--out", str(prep))
-    _stage(
-        params,
-        "landmarks",
-        "--corpus",
-        CORPUS,
-        "--manifest",
-        str(prep / "manifest.csv"),
-        "--out",
-        str(lm),
-    )
+    _landmarks(params, prep, lm)
     _stage(
         params,
         "align",
@@ -147,16 +144,7 @@ def test_raw_crema_folder_runs_through_the_built_in_extractors(tracked: Path) ->
     assert set(cache) == good | {NO_FACE, BAD_AUDIO}  # BAD_AUDIO's video is fine
 
     # a second run reuses every cached CSV
-    _stage(
-        params,
-        "landmarks",
-        "--corpus",
-        CORPUS,
-        "--manifest",
-        str(prep / "manifest.csv"),
-        "--out",
-        str(lm),
-    )
+    _landmarks(params, prep, lm)
     metrics = yaml.safe_load((lm / "metrics.json").read_text())
     assert metrics["dlib.videos_cached"] == len(good) + 2
     assert metrics["dlib.videos_extracted"] == 0

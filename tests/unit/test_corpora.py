@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from agcc.corpora import MANIFEST_COLUMNS, LayoutError, build_manifest
+from agcc.corpora import LayoutError, build_manifest
 from agcc.corpora.crema_d import SENTENCES, parse_name
 from agcc.corpora.msp_improv import parse_header
+from agcc.io.manifest import MANIFEST_COLUMNS
 from agcc.params import CorpusParams
 from agcc.skips import SkipReport
 

@@ -16,9 +16,10 @@ from praatio import textgrid
 from agcc.demo import generate_corpus
 from agcc.demo.corpus import plan_crema, plan_improv
 from agcc.demo.labels import crema_votes
-from agcc.demo.lexicon import CREMA_SENTENCES, IMPROV_SENTENCES, words_of
+from agcc.demo.lexicon import CREMA_SENTENCES, IMPROV_SENTENCES, pronounce
 from agcc.demo.synth import formant_tracks
 from agcc.params import DemoCorpusSize
+from agcc.phones import words_of
 
 SEED = 13
 TINY = DemoCorpusSize(n_speakers=2, utts_per_speaker=4)
@@ -115,6 +116,15 @@ def test_rerun_replaces_a_demo_folder_but_refuses_a_foreign_one(tmp_path: Path) 
 # --- planning and labels ------------------------------------------------------------------------
 
 
+def test_demo_sentences_tokenise_as_the_aligner_reads_transcripts() -> None:
+    """The demo lexicon uses the aligner's words_of; on every demo sentence it gives the
+    whitespace words without sentence punctuation (the demo's former rule gave the same)."""
+    for text in [*CREMA_SENTENCES.values(), *IMPROV_SENTENCES.values()]:
+        plain = [w.strip(".,?!") for w in text.lower().split()]
+        assert words_of(text) == plain, text
+        assert [w for w, _ in pronounce(text)] == plain
+
+
 def test_crema_plan_is_balanced_per_actor() -> None:
     plans = plan_crema(DemoCorpusSize(n_speakers=16, utts_per_speaker=48), 0.05)
     assert len({p.utt_id for p in plans}) == len(plans)
@@ -209,17 +219,23 @@ def test_crema_label_files(crema: tuple[Path, pd.DataFrame]) -> None:
     assert {d.split(",")[0] for d in demo[1:]} == {s[:4] for s in stems}
 
 
+def _openface_table(root: Path, row: object, header: str, fps: float) -> pd.DataFrame:
+    """An utterance's OpenFace CSV, checked for its header, frame count and timestamps."""
+    path = root / "openface" / f"{row.utt_id}.csv"
+    assert _first_line(path) == header
+    table = pd.read_csv(path, skipinitialspace=True)
+    frames = table["frame"].to_numpy()
+    assert len(frames) == int(np.floor(row.duration_s * fps))
+    np.testing.assert_allclose(table["timestamp"], np.round((frames - 1) / fps, 3), atol=1e-9)
+    return table
+
+
 def test_crema_openface_layout_30fps(crema: tuple[Path, pd.DataFrame]) -> None:
     root, truth = crema
     header = "frame, face_id, timestamp, confidence, success, " + ", ".join(XY)
     for row in truth.itertuples():
-        path = root / "openface" / f"{row.utt_id}.csv"
-        assert _first_line(path) == header
-        table = pd.read_csv(path, skipinitialspace=True)
-        frames = table["frame"].to_numpy()
-        assert frames[0] == 1 and np.all(np.diff(frames) == 1)
-        assert len(frames) == int(np.floor(row.duration_s * 30))
-        np.testing.assert_allclose(table["timestamp"], np.round((frames - 1) / 30, 3), atol=1e-9)
+        table = _openface_table(root, row, header, 30.0)
+        assert table["frame"].iloc[0] == 1 and np.all(np.diff(table["frame"]) == 1)
         assert set(table["success"]) <= {0, 1} and (table["face_id"] == 0).all()
     fail = truth["n_failed_frames"].sum() / truth["n_frames"].sum()
     assert 0.0 < fail < 0.1
@@ -287,12 +303,7 @@ def test_improv_openface_layout_2997fps_and_ipa_textgrids(
     root, truth = improv
     header = "frame, timestamp, confidence, success, " + ", ".join(XY)
     for row in truth.itertuples():
-        path = root / "openface" / f"{row.utt_id}.csv"
-        assert _first_line(path) == header
-        table = pd.read_csv(path, skipinitialspace=True)
-        frames = table["frame"].to_numpy()
-        assert len(frames) == int(np.floor(row.duration_s * 29.97))
-        np.testing.assert_allclose(table["timestamp"], np.round((frames - 1) / 29.97, 3))
+        _openface_table(root, row, header, 29.97)
         tg = textgrid.openTextgrid(
             str(root / "textgrids" / f"{row.utt_id}.TextGrid"), includeEmptyIntervals=False
         )

@@ -11,7 +11,6 @@ import pytest
 import soundfile as sf
 
 from agcc.extract.face import (
-    CSV_COLUMNS,
     ExtractorSettings,
     FaceLandmarker,
     decode_frames,
@@ -19,12 +18,12 @@ from agcc.extract.face import (
     extract_video,
     model_path,
     score_confidence,
-    write_csv,
 )
+from agcc.io.openface import CSV_COLUMNS, read_openface_csv
+from agcc.io.openface import write_table as write_csv
 from agcc.mouth import LEFT_EYE, RIGHT_EYE, normalise_points
 from agcc.params import LandmarkParams
 from agcc.skips import InputError, SkipReport
-from agcc.stages.landmarks import read_openface_csv
 
 from ..media import cut_video, faceless_video, fixture_video
 

@@ -10,21 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agcc.corpora.base import MANIFEST_COLUMNS
 from agcc.corpora.crema_d import SENTENCES
 from agcc.extract import espeak
-from agcc.extract.phones import (
-    Aligner,
-    align_manifest,
-    load_audio,
-    with_stress,
-    words_of,
-    write_textgrid,
-)
+from agcc.extract.phones import Aligner, align_manifest, with_stress, write_aligned
+from agcc.io.manifest import MANIFEST_COLUMNS
 from agcc.io.textgrid import read_textgrid
 from agcc.params import AlignParams, BaseParams
-from agcc.phones import vowel_intervals
-from agcc.skips import InputError, SkipReport
+from agcc.phones import vowel_intervals, words_of
+from agcc.skips import SkipReport
 from agcc.stages import align as align_stage
 
 from ..media import cut_video, fixture_video, need_espeak, speech, write_wav
@@ -112,7 +105,7 @@ def test_textgrid_is_mfa_layout_with_stress_digits(tmp_path: Path, aligner: Alig
     need_espeak()
     audio, _ = speech("The airplane is almost full")
     aligned = aligner.align(audio, words_of("The airplane is almost full"))
-    path = write_textgrid(aligned, tmp_path / "u.TextGrid")
+    path = write_aligned(aligned, tmp_path / "u.TextGrid")
     tg = read_textgrid(path)
     assert [w.label for w in tg.words] == ["the", "airplane", "is", "almost", "full"]
     assert tg.n_silence >= 2 and tg.unknown == {}
@@ -121,24 +114,6 @@ def test_textgrid_is_mfa_layout_with_stress_digits(tmp_path: Path, aligner: Alig
     vowels = vowel_intervals(tg)
     assert {("the", "AH"), ("airplane", "EH")} <= {(v.word, v.vowel) for v in vowels}
     assert not list(tmp_path.glob("*.tmp"))
-
-
-def test_load_audio_rejects_bad_files_with_the_reason(tmp_path: Path) -> None:
-    write_wav(tmp_path / "silent.wav", np.zeros(8000, np.float32))
-    (tmp_path / "junk.wav").write_bytes(b"RIFF not really a wav")
-    write_wav(tmp_path / "empty.wav", np.zeros(0, np.float32))
-    for name, reason in [
-        ("silent.wav", "silent audio"),
-        ("junk.wav", "unreadable audio"),
-        ("missing.wav", "missing file"),
-        ("empty.wav", "empty audio"),
-    ]:
-        with pytest.raises(InputError, match=reason) as err:
-            load_audio(tmp_path / name)
-        assert err.value.path == str(tmp_path / name)
-    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(22050) / 22050).astype(np.float32)
-    write_wav(tmp_path / "tone.wav", tone, 22050)
-    assert len(load_audio(tmp_path / "tone.wav")) == 16000
 
 
 def _small_dictionary(path: Path, words: list[str]) -> Path:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agcc.corpora import build_manifest, read_manifest
+from agcc.corpora import build_manifest
+from agcc.io.manifest import read_manifest
 from agcc.params import CorpusParams
 from agcc.skips import SkipReport
 

@@ -13,12 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from agcc.framing import SAMPLE_RATE, grid_frames, segment_frames
-from agcc.io.features import FrameWriter, load_features
-from agcc.params import FeatureParams
-from agcc.skips import InputError, SkipReport
-from agcc.stages.analyze import association, association_counts, mean_max_row_share, row_shares
-from agcc.stages.features import (
+from agcc.encoders import (
     HFEncoder,
     LogMelEncoder,
     ModelNotFoundError,
@@ -29,9 +24,14 @@ from agcc.stages.features import (
     mel_filterbank,
     mel_to_hz,
     probe,
-    read_audio,
     utterance_normalise,
 )
+from agcc.framing import SAMPLE_RATE, grid_frames, segment_frames
+from agcc.io.audio import read_audio
+from agcc.io.features import FrameWriter, load_features
+from agcc.params import FeatureParams
+from agcc.skips import InputError, SkipReport
+from agcc.stages.analyze import association, association_counts, mean_max_row_share, row_shares
 
 CPU = torch.device("cpu")
 

@@ -13,6 +13,7 @@ from hypothesis.extra.numpy import arrays
 
 from agcc import mouth as geom
 from agcc.io.mouth import load_mouth
+from agcc.io.openface import read_openface_csv
 from agcc.params import BaseParams, LandmarkParams
 from agcc.skips import InputError, TooManySkipsError
 from agcc.stages import landmarks as lm
@@ -76,7 +77,7 @@ def write_openface(
 
 
 def test_real_openface_fixture_old_header() -> None:
-    track = lm.read_openface_csv(openface_fixture(), min_confidence=0.5)
+    track = read_openface_csv(openface_fixture(), min_confidence=0.5)
     # the file holds frames 1..100 (timestamps 0.000 .. 0.099), all with success == 1
     assert track.points.shape == (100, 68, 2) and track.time.shape == (100,)
     assert track.pupils is None  # OpenFace 2.0 header: no eye_lmk columns
@@ -84,14 +85,14 @@ def test_real_openface_fixture_old_header() -> None:
     assert not np.isnan(track.points).any()
     assert tuple(track.points[0, 36]) == (297.654, 186.139)
     assert tuple(track.points[0, 48]) == (315.034, 237.529)
-    mouth = geom.normalise_mouth(track.points, lm.eye_centres(track))
+    mouth = geom.normalise_mouth(track.points, geom.eye_centres(track.points, track.pupils))
     assert np.all(mouth[:, :, 1] > 0.5)  # mouth below the eyes: y grows downwards
     assert np.all(mouth[:, 0, 0] < 0) and np.all(mouth[:, 6, 0] > 0)  # 48 left-eye side, 54 right
 
 
 def test_confidence_threshold_on_real_fixture() -> None:
     # every frame has confidence 0.883333 except one at 0.983333
-    track = lm.read_openface_csv(openface_fixture(), min_confidence=0.9)
+    track = read_openface_csv(openface_fixture(), min_confidence=0.9)
     missing = np.isnan(track.points).all(axis=(1, 2))
     assert missing.sum() == 99 and not np.isnan(track.points[~missing]).any()
 
@@ -103,13 +104,13 @@ def test_openface_22_header_uses_pupils(tmp_path: Path) -> None:
     eye[:, 28:36] = [170.0, 104.0]
     eye[:, 8:28] = eye[:, 36:56] = 999.0  # lids and the rest must not enter the pupil
     path = write_openface(tmp_path / "a.csv", pts, face_id=np.zeros(4, int), eye_lmk=eye)
-    track = lm.read_openface_csv(path, 0.5)
+    track = read_openface_csv(path, 0.5)
     assert track.pupils is not None
     np.testing.assert_allclose(track.pupils[0], [[90.0, 104.0], [170.0, 104.0]])
-    np.testing.assert_allclose(lm.eye_centres(track), track.pupils)
+    np.testing.assert_allclose(geom.eye_centres(track.points, track.pupils), track.pupils)
     # mouth 48 at (130, 160): straight below the pupil midpoint (130, 104) by 56 px, IPD 80
     np.testing.assert_allclose(
-        geom.normalise_mouth(track.points, lm.eye_centres(track))[0, 0],
+        geom.normalise_mouth(track.points, geom.eye_centres(track.points, track.pupils))[0, 0],
         [0.0, 0.7],
         rtol=0,
         atol=1e-12,
@@ -117,11 +118,13 @@ def test_openface_22_header_uses_pupils(tmp_path: Path) -> None:
 
 
 def test_eye_means_without_pupils(tmp_path: Path) -> None:
-    track = lm.read_openface_csv(write_openface(tmp_path / "a.csv", face(2)), 0.5)
-    np.testing.assert_allclose(lm.eye_centres(track)[1], [LEFT, RIGHT], atol=1e-12)
+    track = read_openface_csv(write_openface(tmp_path / "a.csv", face(2)), 0.5)
+    np.testing.assert_allclose(
+        geom.eye_centres(track.points, track.pupils)[1], [LEFT, RIGHT], atol=1e-12
+    )
     # eyes (100,100)-(160,100): midpoint (130,100), IPD 60; mouth 48 at (131,161) in frame 1
     np.testing.assert_allclose(
-        geom.mouth_features(track.points, lm.eye_centres(track))[1, :2],
+        geom.mouth_features(track.points, geom.eye_centres(track.points, track.pupils))[1, :2],
         [1 / 60, 61 / 60],
         atol=1e-12,
     )
@@ -134,7 +137,7 @@ def test_failed_and_low_confidence_frames_become_nan(tmp_path: Path) -> None:
         success=np.array([1, 0, 1, 1, 1]),
         confidence=np.array([0.9, 0.9, 0.3, 0.5, 0.49]),
     )
-    track = lm.read_openface_csv(path, min_confidence=0.5)
+    track = read_openface_csv(path, min_confidence=0.5)
     missing = np.isnan(track.points).all(axis=(1, 2))
     assert missing.tolist() == [False, True, True, False, True]
     assert not np.isnan(track.points[~missing]).any()
@@ -143,33 +146,33 @@ def test_failed_and_low_confidence_frames_become_nan(tmp_path: Path) -> None:
 def test_all_frames_failed(tmp_path: Path) -> None:
     path = write_openface(tmp_path / "a.csv", face(3), success=np.zeros(3, int))
     with pytest.raises(InputError, match="all frames failed: 0 of 3") as err:
-        lm.read_openface_csv(path, 0.5)
+        read_openface_csv(path, 0.5)
     assert err.value.path == str(path)
 
 
 def test_missing_column_is_named(tmp_path: Path) -> None:
     path = write_openface(tmp_path / "a.csv", face(3), drop=("x_48",))
     with pytest.raises(InputError, match=r"missing columns: x_48$") as err:
-        lm.read_openface_csv(path, 0.5)
+        read_openface_csv(path, 0.5)
     assert err.value.path == str(path)
 
 
 def test_missing_empty_and_garbled_files(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="missing file"):
-        lm.read_openface_csv(tmp_path / "none.csv", 0.5)
+        read_openface_csv(tmp_path / "none.csv", 0.5)
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(InputError, match="unreadable CSV: empty"):
-        lm.read_openface_csv(tmp_path / "empty.csv", 0.5)
+        read_openface_csv(tmp_path / "empty.csv", 0.5)
     bad = write_openface(tmp_path / "bad.csv", face(2))
     bad.write_text(bad.read_text().replace("0.98", "oops", 1))
     with pytest.raises(InputError, match="non-numeric"):
-        lm.read_openface_csv(bad, 0.5)
+        read_openface_csv(bad, 0.5)
 
 
 def test_non_increasing_timestamps(tmp_path: Path) -> None:
     path = write_openface(tmp_path / "a.csv", face(4), time=np.array([0.0, 0.1, 0.1, 0.2]))
     with pytest.raises(InputError, match=r"timestamps not increasing: row 2 \(0.1\) -> row 3"):
-        lm.read_openface_csv(path, 0.5)
+        read_openface_csv(path, 0.5)
 
 
 def test_several_faces_keep_the_most_successful(tmp_path: Path) -> None:
@@ -183,7 +186,7 @@ def test_several_faces_keep_the_most_successful(tmp_path: Path) -> None:
         face_id=np.array([0, 0, 0, 1, 1, 1]),
         success=np.array([1, 0, 0, 1, 1, 1]),
     )
-    track = lm.read_openface_csv(path, 0.5)
+    track = read_openface_csv(path, 0.5)
     np.testing.assert_allclose(track.time, [0, 1 / 30, 2 / 30, 3 / 30])
     missing = np.isnan(track.points).all(axis=(1, 2))
     assert missing.tolist() == [False, True, False, False]  # face 1 was lost at frame 1

@@ -12,7 +12,7 @@ from praatio import textgrid
 
 from agcc.params import SegmentParams
 from agcc.skips import InputError
-from agcc.stages.segments import cut_segment, sample_times, segment_utterance
+from agcc.vowel_segments import cut_segment, sample_times, segment_utterance
 
 
 def _track(fps: float = 30.0, seconds: float = 2.0) -> tuple[np.ndarray, np.ndarray]:

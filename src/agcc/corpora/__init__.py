@@ -7,16 +7,9 @@ from collections import Counter
 from collections.abc import Callable
 
 from agcc.corpora import crema_d, manifest, msp_improv
-from agcc.corpora.base import (
-    MANIFEST_COLUMNS,
-    LayoutError,
-    Manifest,
-    Row,
-    attach_side_paths,
-    read_manifest,
-    rows_to_frame,
-)
+from agcc.corpora.base import LayoutError, Manifest, Row, attach_side_paths, rows_to_frame
 from agcc.corpora.splits import assign_splits
+from agcc.io.manifest import MANIFEST_COLUMNS, read_manifest
 from agcc.params import CorpusParams
 from agcc.skips import SkipReport
 

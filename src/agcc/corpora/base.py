@@ -15,25 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from agcc.io.manifest import MANIFEST_COLUMNS
+from agcc.io.manifest import read_manifest as read_manifest  # TEMP re-export (restructure)
 from agcc.params import EMOTIONS
 
 log = logging.getLogger(__name__)
-
-MANIFEST_COLUMNS = (
-    "utt_id",
-    "corpus",
-    "speaker",
-    "gender",
-    "session",
-    "sentence",
-    "emotion",
-    "split",
-    "audio",
-    "video",
-    "landmarks",
-    "textgrid",
-    "transcript",
-)
 
 LANDMARK_SUFFIX = ".csv"
 TEXTGRID_SUFFIX = ".TextGrid"
@@ -86,20 +72,6 @@ def rows_to_frame(rows: list[Row], corpus: str) -> pd.DataFrame:
             frame[col] = ""
     frame = frame[list(MANIFEST_COLUMNS)].fillna("").astype(str)
     return frame.sort_values("utt_id", kind="stable").reset_index(drop=True)
-
-
-def read_manifest(path: str | Path) -> pd.DataFrame:
-    """Read a manifest.csv written by the prepare stage, every column as text (no NaN).
-
-    Manifests written before the ``video`` column existed get an empty one.
-    """
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    if "video" not in frame.columns and "audio" in frame.columns:
-        frame.insert(frame.columns.get_loc("audio") + 1, "video", "")
-    missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path}: not a manifest, missing columns {missing}")
-    return frame
 
 
 def index_by_stem(folder: Path, suffix: str) -> dict[str, str]:

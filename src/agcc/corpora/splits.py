@@ -1,11 +1,13 @@
-"""Speaker- (or session-) independent, seeded splits of a corpus."""
+"""Speaker- (or session-) independent, seeded splits of a corpus, and the emotion filter."""
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
 
 def allocate(n: int, fractions: dict[str, float]) -> dict[str, int]:
@@ -55,3 +57,36 @@ def assign_splits(groups: Sequence[str], fractions: dict[str, float], seed: int)
         out |= dict.fromkeys(shuffled[start : start + count], split)
         start += count
     return out
+
+
+def keep_emotions(
+    frame: pd.DataFrame, dropped: Counter[str], emotions: tuple[str, ...]
+) -> tuple[pd.DataFrame, Counter[str]]:
+    """Rows whose emotion is in ``emotions``; the others are added to the dropped counts."""
+    keep = frame["emotion"].isin(emotions)
+    dropped = dropped + Counter(frame.loc[~keep, "emotion"].tolist())
+    return frame.loc[keep].reset_index(drop=True), dropped
+
+
+def add_splits(
+    frame: pd.DataFrame, split_by: str, fractions: dict[str, float], seed: int
+) -> pd.DataFrame:
+    """Fill the ``split`` column so that each speaker (or session) lies in exactly one split."""
+    empty = int((frame[split_by] == "").sum())
+    if empty:
+        raise ValueError(
+            f"{empty} of {len(frame)} utterances have an empty {split_by!r}; cannot split by "
+            f"{split_by} (e.g. {frame.loc[frame[split_by] == '', 'utt_id'].iloc[0]!r})"
+        )
+    split_of = assign_splits(frame[split_by].tolist(), fractions, seed)
+    return frame.assign(split=frame[split_by].map(split_of))
+
+
+def split_table(frame: pd.DataFrame, split_by: str, order: list[str]) -> pd.DataFrame:
+    """One row per group: group, split, n_utts (in split order, then group)."""
+    table = frame.groupby(split_by, sort=True).agg(
+        split=("split", "first"), n_utts=("utt_id", "size")
+    )
+    table = table.reset_index().rename(columns={split_by: "group"})
+    rank = table["split"].map({s: i for i, s in enumerate(order)})
+    return table.assign(_rank=rank).sort_values(["_rank", "group"]).drop(columns="_rank")

@@ -9,6 +9,7 @@ are long (iː uː ɑː), AH0 is ə and AH1/AH2 is ʌ.
 from __future__ import annotations
 
 from agcc.corpora.crema_d import SENTENCES
+from agcc.phones import words_of
 
 # The 12 CREMA-D sentence texts, shared with the corpus adapter (one source of truth).
 CREMA_SENTENCES: dict[str, str] = SENTENCES
@@ -228,12 +229,6 @@ def base_phone(phone: str) -> str:
 def stress(phone: str) -> int | None:
     """Stress digit of an ARPAbet vowel (0, 1, 2), None for a consonant."""
     return int(phone[-1]) if phone[-1] in "012" else None
-
-
-def words_of(text: str) -> list[str]:
-    """Lower-case words of a sentence, punctuation other than apostrophes removed."""
-    cleaned = "".join(c for c in text.lower() if c.isalpha() or c in "' ")
-    return cleaned.split()
 
 
 def pronounce(text: str) -> list[tuple[str, tuple[str, ...]]]:

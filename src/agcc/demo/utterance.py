@@ -24,6 +24,8 @@ from agcc.demo.lexicon import pronounce, to_ipa
 from agcc.demo.prosody import f0_contour, gain_contour
 from agcc.demo.styles import Style, emotion_style
 from agcc.demo.synth import Voice, apply_channel, normalise, room_response, synthesize, to_pcm16
+from agcc.io.openface import write_openface
+from agcc.io.textgrid import write_textgrid
 
 _LEVEL_INTENSITY = {"LO": 0.6, "MD": 1.0, "HI": 1.4, "XX": 1.0}
 _SCENARIO = {"R": (0.9, 1.0), "P": (1.1, 0.97), "S": (0.8, 0.92)}  # intensity, duration factor
@@ -174,7 +176,7 @@ def _landmarks(
     px, pose = face.project(pts, spk.face.depth, tf, cam, style.motion * spk.motion, rng)
     lm, conf, success, dropout = face.tracker_output(px, cam, rng)
     csv_path = f"openface/{job.plan.utt_id}.csv"
-    writers.write_openface(root / csv_path, tf, conf, success, lm, job.spec.openface)
+    write_openface(root / csv_path, tf, conf, success, lm, job.spec.openface)
     return {
         **pose,
         "fps": cam.fps,
@@ -218,6 +220,6 @@ def _textgrid(
     phones = [(at[tok.start], at[tok.end], lab) for tok, lab in tokens]
     word_rows = [(at[s], at[e], w) for w, s, e in tl.words]
     path = root / "textgrids" / f"{job.plan.utt_id}.TextGrid"
-    writers.write_textgrid(path, word_rows, phones, duration)
+    write_textgrid(path, word_rows, phones, duration)
     if ipa:
         writers.write_lines(root / "transcripts" / f"{job.plan.utt_id}.txt", [job.plan.text])

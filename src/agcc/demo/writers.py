@@ -1,4 +1,7 @@
-"""File writers for the two corpus layouts (wav, OpenFace CSV, MFA TextGrid, label files)."""
+"""File writers for the two corpus layouts: wav and label files.
+
+OpenFace CSVs and MFA TextGrids are written by :mod:`agcc.io.openface` and :mod:`agcc.io.textgrid`.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from praatio import textgrid
-from praatio.utilities.constants import Interval
 
-_XY = [f"x_{i}" for i in range(68)] + [f"y_{i}" for i in range(68)]
-OPENFACE_22_HEADER = ", ".join(["frame", "face_id", "timestamp", "confidence", "success", *_XY])
-OPENFACE_20_HEADER = ", ".join(["frame", "timestamp", "confidence", "success", *_XY])
 SUMMARY_HEADER = (
     "",
     "FileName",
@@ -31,49 +29,6 @@ def write_wav(path: Path, pcm: np.ndarray, sr: int) -> None:
     """Mono PCM_16 wav."""
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, pcm, sr, subtype="PCM_16")
-
-
-def write_openface(
-    path: Path,
-    timestamps: np.ndarray,
-    confidence: np.ndarray,
-    success: np.ndarray,
-    points: np.ndarray,
-    version: str,
-) -> None:
-    """An OpenFace FeatureExtraction CSV with landmarks ``points`` (F, 68, 2) in pixels.
-
-    ``version="2.2"``: ``frame, face_id, timestamp, ...`` with ", " between values as OpenFace 2.2
-    writes them; ``version="2.0"``: the older header without ``face_id`` and compact values.
-    """
-    xy = np.concatenate([points[..., 0], points[..., 1]], axis=1)  # (F, 136)
-    if version == "2.2":
-        header, fmt = OPENFACE_22_HEADER, "%d, 0, %.3f, %.2f, %d, " + ", ".join(["%.1f"] * 136)
-        times, confs = timestamps.tolist(), confidence.tolist()
-    elif version == "2.0":
-        header, fmt = OPENFACE_20_HEADER, "%d,%g,%g,%d," + ",".join(["%.3f"] * 136)
-        times, confs = np.round(timestamps, 3).tolist(), np.round(confidence, 6).tolist()
-    else:
-        raise ValueError(f"OpenFace layout version must be '2.2' or '2.0', got {version!r}")
-    cols = zip(times, confs, success.tolist(), xy.tolist(), strict=True)
-    rows = [fmt % (i, t, c, s, *p) for i, (t, c, s, p) in enumerate(cols, start=1)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(header + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
-
-
-def write_textgrid(
-    path: Path,
-    words: Sequence[tuple[float, float, str]],
-    phones: Sequence[tuple[float, float, str]],
-    duration: float,
-) -> None:
-    """MFA-layout TextGrid (praat long text): tiers ``words`` then ``phones``, gaps = silence."""
-    tg = textgrid.Textgrid()
-    for name, entries in (("words", words), ("phones", phones)):
-        tier = [Interval(s, e, label) for s, e, label in entries]
-        tg.addTier(textgrid.IntervalTier(name, tier, 0.0, duration))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tg.save(str(path), format="long_textgrid", includeBlankSpaces=True)
 
 
 def write_summary_table(path: Path, rows: Sequence[dict[str, str]]) -> None:

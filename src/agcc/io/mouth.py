@@ -1,14 +1,43 @@
 """Mouth tracks: mouth.npz of the landmarks stage, utt_id -> (time (F,), mouth (F, 24)).
 
 Arrays: utt_id (N,), offsets (N + 1,) int64, time (sum F,) float64 s, mouth (sum F, 24) float32
-(normalised outer-lip points 48-59, x then y interleaved as written by the landmarks stage).
+(normalised outer-lip points 48-59, x then y interleaved as written by the landmarks stage);
+utterance i spans rows offsets[i]:offsets[i+1].
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from agcc.mouth import MOUTH
+
+
+def write_mouth(
+    path: str | Path,
+    utt_ids: Sequence[str],
+    times: Sequence[np.ndarray],
+    mouths: Sequence[np.ndarray],
+) -> Path:
+    """Write utt_id (N,), offsets (N+1,), time (F,), mouth (F, 24) float32 to one npz."""
+    path = Path(path)
+    offsets = np.concatenate(([0], np.cumsum([len(t) for t in times]))).astype(np.int64)
+    time = np.concatenate(list(times)) if len(times) else np.zeros(0)
+    mouth = np.concatenate(list(mouths)) if len(mouths) else np.zeros((0, 2 * len(MOUTH)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as f:  # written then renamed, so a crash leaves no half file
+        np.savez_compressed(
+            f,
+            utt_id=np.array(list(utt_ids), dtype=str),
+            offsets=offsets,
+            time=time.astype(np.float64),
+            mouth=mouth.astype(np.float32),
+        )
+    tmp.replace(path)
+    return path
 
 
 def load_mouth(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -2,13 +2,17 @@
 
 Reads MFA TextGrids (Praat long or short text format, via praatio) with words and phones tiers,
 or '<speaker> - words' / '<speaker> - phones' tiers in multi-speaker files. Silence ('', sil, sp)
-and spoken noise (spn) are dropped and counted.
+and spoken noise (spn) are dropped and counted. Writes the MFA layout (long text format, tiers
+words then phones over [0, duration], silence as blank gaps) for the built-in aligner and the
+demo corpora.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from praatio import textgrid
@@ -20,8 +24,6 @@ from agcc.skips import InputError
 log = logging.getLogger(__name__)
 
 SILENCE = frozenset({"", "sil", "sp"})  # compared in lower case
-
-
 SPOKEN_NOISE = "spn"
 
 
@@ -89,3 +91,25 @@ def _intervals(tg: textgrid.Textgrid, name: str, path: Path) -> tuple[list[Inter
             kept.append(Interval(float(start), float(end), label))
     kept.sort(key=lambda iv: iv.start)
     return kept, n_sil, n_spn
+
+
+def write_textgrid(
+    path: str | Path,
+    words: Sequence[tuple[float, float, str]],
+    phones: Sequence[tuple[float, float, str]],
+    duration: float,
+) -> Path:
+    """Write an MFA-layout TextGrid atomically: tiers ``words`` then ``phones``, gaps = silence.
+
+    Intervals with a blank label or no length are left out (they are silence in the layout).
+    """
+    path = Path(path)
+    tg = textgrid.Textgrid()
+    for name, entries in (("words", words), ("phones", phones)):
+        tier = [(s, e, label) for s, e, label in entries if label and e > s]
+        tg.addTier(textgrid.IntervalTier(name, tier, 0.0, duration))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
+    tg.save(str(tmp), format="long_textgrid", includeBlankSpaces=True)
+    tmp.replace(path)
+    return path

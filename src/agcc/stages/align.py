@@ -1,11 +1,7 @@
-"""Phone alignments: Montreal Forced Aligner TextGrids -> word and phone intervals -> vowels.
+"""Stage ``align``: the manifest whose ``textgrid`` column the segments stage reads.
 
-Reads MFA TextGrids (Praat long or short text format, via ``praatio``) with ``words`` and
-``phones`` tiers, or ``<speaker> - words`` / ``<speaker> - phones`` in multi-speaker files.
-Phones may be ARPAbet with or without stress digits (english_us_arpa) or IPA as the
-english_mfa model writes it; ``vowel_class`` maps both onto the six vowels of the paper.
-
-Stage ``align`` (``run``): for a corpus with ``align_source: pocketsphinx`` the built-in aligner
+TextGrids are read by :mod:`agcc.io.textgrid`, phones mapped to the six vowels by
+:mod:`agcc.phones`. For a corpus with ``align_source: pocketsphinx`` the built-in aligner
 (``agcc.extract.phones``) writes MFA-layout TextGrids of the transcripts to ``<out>/textgrids``
 and ``<out>/manifest.csv`` points the ``textgrid`` column there; with ``align_source: textgrid``
 the manifest is copied unchanged. The ``segments`` stage always reads ``<out>/manifest.csv``.
@@ -17,22 +13,10 @@ import logging
 from pathlib import Path
 
 from agcc import tracking
-from agcc.corpora.base import read_manifest
+from agcc.io.manifest import read_manifest, write_manifest
 from agcc.params import AlignParams, BaseParams
 
 log = logging.getLogger(__name__)
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading
-
-
-# ---------------------------------------------------------------------------------------------
-# Phone classes
-
-
-# ---------------------------------------------------------------------------------------------
-# The stage
 
 
 def run(
@@ -60,8 +44,6 @@ def run(
             stage.metrics |= counts
         elif source != "textgrid":
             raise ValueError(f"align source must be textgrid or pocketsphinx, got {source!r}")
-        tmp = out_dir / "manifest.csv.tmp"
-        frame.to_csv(tmp, index=False)
-        tmp.replace(out_dir / "manifest.csv")
+        write_manifest(frame, out_dir / "manifest.csv")
         log.info("align %s: wrote %s (%d utterances)", name, out_dir / "manifest.csv", len(frame))
         stage.metrics["utterances"] = len(frame)

@@ -1,8 +1,8 @@
 """Stage ``prepare``: one corpus -> ``manifest.csv`` + speaker-independent ``splits.csv``.
 
 Outputs in ``out_dir``: ``manifest.csv`` (one row per kept utterance, columns
-:data:`~agcc.corpora.MANIFEST_COLUMNS`), ``splits.csv`` (group, split, n_utts), ``skips.csv`` and
-``metrics.json`` (counts per split, emotion and dropped label).
+:data:`~agcc.io.manifest.MANIFEST_COLUMNS`), ``splits.csv`` (group, split, n_utts),
+``skips.csv`` and ``metrics.json`` (counts per split, emotion and dropped label).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import pandas as pd
 from agcc import tracking
 from agcc.corpora import build_manifest
 from agcc.corpora.base import metric_key
-from agcc.corpora.splits import assign_splits
+from agcc.corpora.splits import add_splits, keep_emotions, split_table
+from agcc.io.manifest import write_manifest
 from agcc.params import BaseParams, CorpusParams, PrepareParams
 
 log = logging.getLogger(__name__)
@@ -46,46 +47,13 @@ def run(
     return frame
 
 
-def keep_emotions(
-    frame: pd.DataFrame, dropped: Counter[str], emotions: tuple[str, ...]
-) -> tuple[pd.DataFrame, Counter[str]]:
-    """Rows whose emotion is in ``emotions``; the others are added to the dropped counts."""
-    keep = frame["emotion"].isin(emotions)
-    dropped = dropped + Counter(frame.loc[~keep, "emotion"].tolist())
-    return frame.loc[keep].reset_index(drop=True), dropped
-
-
-def add_splits(
-    frame: pd.DataFrame, split_by: str, fractions: dict[str, float], seed: int
-) -> pd.DataFrame:
-    """Fill the ``split`` column so that each speaker (or session) lies in exactly one split."""
-    empty = int((frame[split_by] == "").sum())
-    if empty:
-        raise ValueError(
-            f"{empty} of {len(frame)} utterances have an empty {split_by!r}; cannot split by "
-            f"{split_by} (e.g. {frame.loc[frame[split_by] == '', 'utt_id'].iloc[0]!r})"
-        )
-    split_of = assign_splits(frame[split_by].tolist(), fractions, seed)
-    return frame.assign(split=frame[split_by].map(split_of))
-
-
-def split_table(frame: pd.DataFrame, split_by: str, order: list[str]) -> pd.DataFrame:
-    """One row per group: group, split, n_utts (in split order, then group)."""
-    table = frame.groupby(split_by, sort=True).agg(
-        split=("split", "first"), n_utts=("utt_id", "size")
-    )
-    table = table.reset_index().rename(columns={split_by: "group"})
-    rank = table["split"].map({s: i for i, s in enumerate(order)})
-    return table.assign(_rank=rank).sort_values(["_rank", "group"]).drop(columns="_rank")
-
-
 def write_outputs(
     frame: pd.DataFrame, split_by: str, order: list[str], out_dir: Path
 ) -> list[Path]:
     """Write manifest.csv and splits.csv; return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path, splits_path = out_dir / "manifest.csv", out_dir / "splits.csv"
-    frame.to_csv(manifest_path, index=False)
+    write_manifest(frame, manifest_path)
     split_table(frame, split_by, order).to_csv(splits_path, index=False)
     return [manifest_path, splits_path]
 

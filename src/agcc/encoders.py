@@ -1,0 +1,396 @@
+"""Frozen acoustic frame encoders at 50 frames/s (docs/method.md section 6) and the encoding loop.
+
+Audio is read by :func:`agcc.io.audio.read_audio` (mono, 16 kHz, soxr HQ). Every encoder
+returns frames on one grid: frame t of an utterance covers [t/50, (t+1)/50) s, and an utterance
+of n samples has F(n) = floor(n/320 + 1/2) frames (the duration in 20 ms frames, rounded; a tail
+shorter than 10 ms gets no frame of its own).
+
+Encoders:
+
+- ``logmel`` (the demo default, no checkpoint): log-mel filterbank energies, ``features.n_mels``
+  HTK-mel triangles over 0-8 kHz, 25 ms Hann window centred on each 20 ms frame interval
+  (samples [320t - 40, 320t + 360), zeros outside the audio), 512-point FFT, power spectrum,
+  log(E + 1e-6) (1e-6 sits near the 16-bit noise floor of a full-scale unit). Computed in torch
+  (``torch.stft`` plus our own mel matrix; torchaudio has no CPU build here).
+- ``wav2vec2``: any transformers Wav2Vec2 / HuBERT / WavLM checkpoint (hub name or local folder,
+  ``HF_HUB_OFFLINE`` respected), frozen, in eval mode, ``output_hidden_states=True``; the hidden
+  state ``features.layer`` (an index into ``hidden_states``: 0 = CNN output after projection,
+  -1 = last layer) or all of them (``layer: all`` -> (F, L, D) for a learned weighted sum). The
+  CNN gives floor((n - 400) / 320) + 1 frames for wav2vec2-base's receptive field of 400 samples,
+  i.e. one or two frames fewer than F(n): frames are cut or padded (repeating the last frame) to
+  F(n), so every encoder lands on the same grid; the receptive field of frame t is centred 2.5 ms
+  after the grid frame's centre.
+
+Per-utterance mean/variance normalisation of the frames (``features.utterance_norm``) is off by
+default: channel differences between corpora are part of the cross-corpus problem the anchoring
+loss addresses, and normalising them away per utterance would hide it (wav2vec2's own feature
+extractor still normalises the waveform, as the checkpoints expect).
+
+Batching: utterances are sorted by duration and cut into batches of at most
+``features.batch_seconds`` of padded audio whose shortest member is at least 90 % of the longest
+(:data:`MIN_FILL`), so little compute goes to padding. Models whose feature extractor returns an
+attention mask (e.g. wav2vec2-large-lv60, WavLM) get it, and their frames do not depend on the
+batch (to float precision). Models without one (wav2vec2-base, HuBERT-base: group-normalised CNN)
+are run, as transformers recommends, on zero-padded input without a mask, and the padding frames
+are cut; the padding still shifts the group-norm statistics and, through the 128-frame
+positional convolution and the attention, the other frames. Their batches are therefore kept
+within 1 % padding (:data:`MIN_FILL_UNMASKED`; on a corpus of thousands of clips length-sorted
+neighbours differ by milliseconds, so batches still fill): with a randomly initialised
+wav2vec2-base, 0.4 % padding changed frames by 0.3 % (relative L2) and 2 % by up to 3 %.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from agcc.devices import resolve_device
+from agcc.errors import MissingInputError
+from agcc.framing import HOP, SAMPLE_RATE, WIN, grid_frames
+from agcc.io.audio import audio_duration, read_audio
+from agcc.io.features import FrameWriter
+from agcc.params import FeatureParams
+from agcc.skips import InputError, SkipReport
+
+log = logging.getLogger(__name__)
+
+N_FFT = 512
+LOG_FLOOR = 1e-6
+#: A batch's shortest utterance is at least this share of its longest ...
+MIN_FILL = 0.9
+#: ... and 99 % for models run without an attention mask, whose frames feel the padding.
+MIN_FILL_UNMASKED = 0.99
+
+
+def fit_to_grid(frames: np.ndarray, n_frames: int) -> np.ndarray:
+    """Cut ``frames`` (F, ...) to ``n_frames`` or pad it by repeating its last frame."""
+    if len(frames) >= n_frames:
+        return frames[:n_frames]
+    pad = np.repeat(frames[-1:], n_frames - len(frames), axis=0)
+    return np.concatenate([frames, pad])
+
+
+def utterance_normalise(frames: np.ndarray) -> np.ndarray:
+    """Per-utterance mean/variance normalisation over frames: (x - mean_t) / (std_t + 1e-5)."""
+    mean = frames.mean(axis=0, keepdims=True)
+    return (frames - mean) / (frames.std(axis=0, keepdims=True) + 1e-5)
+
+
+def hz_to_mel(f: np.ndarray | float) -> np.ndarray:
+    """HTK mel scale: m = 2595 log10(1 + f / 700)."""
+    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(m: np.ndarray | float) -> np.ndarray:
+    """Inverse HTK mel scale: f = 700 (10^(m / 2595) - 1)."""
+    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def mel_filterbank(
+    n_mels: int, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE, f_min: float = 0.0
+) -> torch.Tensor:
+    r"""Triangular HTK-mel filterbank W (n_fft // 2 + 1, n_mels), peak 1, no area normalisation.
+
+    The n_mels + 2 edges f_0 < ... < f_{n_mels+1} are equally spaced in mel between f_min and
+    sample_rate / 2; filter m rises linearly from f_m to 1 at its centre f_{m+1} and falls to 0
+    at f_{m+2}: W[k, m] = max(0, min((f_k - f_m) / (f_{m+1} - f_m),
+    (f_{m+2} - f_k) / (f_{m+2} - f_{m+1}))) at the FFT bin frequencies f_k = k sr / n_fft.
+    Mel energies of a power spectrum P (..., n_fft // 2 + 1) are P @ W.
+    """
+    edges = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(sample_rate / 2), n_mels + 2))
+    bins = np.arange(n_fft // 2 + 1) * sample_rate / n_fft  # (n_freq,)
+    lo, mid, hi = edges[:-2], edges[1:-1], edges[2:]  # (n_mels,) each
+    rise = (bins[:, None] - lo) / (mid - lo)
+    fall = (hi - bins[:, None]) / (hi - mid)
+    weights = np.clip(np.minimum(rise, fall), 0.0, None)  # (n_freq, n_mels)
+    if (weights.sum(axis=0) == 0).any():
+        raise ValueError(f"n_mels={n_mels} leaves empty mel filters at n_fft={n_fft}; use fewer")
+    return torch.from_numpy(weights.astype(np.float32))
+
+
+class LogMelEncoder:
+    """Log-mel filterbank frames (F, n_mels) on the 50 frames/s grid."""
+
+    name = "logmel"
+    n_layers = 1
+    min_fill = MIN_FILL
+
+    def __init__(self, n_mels: int, device: torch.device, all_layers: bool = False) -> None:
+        """Build the window and mel matrix on ``device``; ``all_layers`` gives (F, 1, n_mels)."""
+        self.dim = n_mels
+        self.all_layers = all_layers
+        self.device = device
+        self.window = torch.hann_window(WIN, periodic=True, device=device)
+        self.fbank = mel_filterbank(n_mels).to(device)
+
+    def inputs(self, waves: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        """Zero-padded batch: sample j of a wave sits at column j + 96, so that (with torch.stft's
+        centred 400-in-512 window) STFT frame t covers samples [320t - 40, 320t + 360)."""
+        left = (N_FFT - WIN) // 2 + (WIN - HOP) // 2  # 56 + 40 = 96
+        n_max = max(grid_frames(len(w)) for w in waves)
+        width = max(left + max(len(w) for w in waves), N_FFT + (n_max - 1) * HOP)
+        x = torch.zeros((len(waves), width), dtype=torch.float32)  # (B, L)
+        for i, w in enumerate(waves):
+            x[i, left : left + len(w)] = torch.from_numpy(w)
+        return {"x": x.to(self.device)}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-mel energies (B, F, n_mels) of a padded batch (B, L)."""
+        spec = torch.stft(x, N_FFT, HOP, WIN, self.window, center=False, return_complex=True)
+        power = spec.real.square() + spec.imag.square()  # (B, n_freq, F)
+        return torch.log(power.transpose(1, 2) @ self.fbank + LOG_FLOOR)  # (B, F, n_mels)
+
+    def __call__(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+        """Frames (F(n_i), n_mels) float32 of each wave ((F(n_i), 1, n_mels) with all_layers)."""
+        with torch.inference_mode():
+            out = self.forward(**self.inputs(waves)).cpu().numpy()  # (B, F, n_mels)
+        if self.all_layers:
+            out = out[:, :, None, :]  # (B, F, 1, n_mels): one "layer"
+        return [out[i, : grid_frames(len(w))] for i, w in enumerate(waves)]
+
+
+class ModelNotFoundError(MissingInputError):
+    """A transformers checkpoint is neither a local folder nor reachable on the hub."""
+
+
+def _how_to_get(name: str, err: Exception) -> str:
+    """Error text saying how to make checkpoint ``name`` available."""
+    first = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if name.startswith((".", "/", "~")) or Path(name).exists():
+        return (
+            f"features.model {name!r}: no usable local model folder (it needs config.json, the "
+            "weights and preprocessor_config.json, as written by save_pretrained() of the model "
+            f"and its feature extractor). Original error: {first}"
+        )
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    return (
+        f"features.model {name!r}: not a local folder and not in the Hugging Face cache"
+        f"{' (HF_HUB_OFFLINE is set)' if offline else ''}. Get it once with "
+        f"`huggingface-cli download {name}` (or `hf download {name}`) on a machine with network "
+        "access, or set features.model in params.yaml to a local folder written by "
+        f"save_pretrained(). Original error: {first}"
+    )
+
+
+def conv_output_length(n_samples: torch.Tensor, kernels: list[int], strides: list[int]) -> Any:
+    """Frames out of the CNN feature encoder: L <- floor((L - k) / s) + 1 per conv layer."""
+    for k, s in zip(kernels, strides, strict=True):
+        n_samples = torch.div(n_samples - k, s, rounding_mode="floor") + 1
+    return n_samples
+
+
+class HFEncoder:
+    """A frozen transformers speech encoder (Wav2Vec2, HuBERT, WavLM) returning hidden states."""
+
+    name = "wav2vec2"
+
+    def __init__(self, model_name: str, layer: int | str, device: torch.device) -> None:
+        """Load the feature extractor and model (errors say how to get a missing model)."""
+        from transformers import AutoFeatureExtractor, AutoModel
+
+        try:
+            self.extractor = AutoFeatureExtractor.from_pretrained(model_name)
+            self.model = AutoModel.from_pretrained(model_name)
+        except OSError as e:
+            raise ModelNotFoundError(_how_to_get(model_name, e)) from e
+        cfg = self.model.config
+        if not hasattr(cfg, "conv_kernel") or getattr(self.extractor, "sampling_rate", 0) != 16000:
+            raise ValueError(
+                f"features.model {model_name!r} ({type(self.model).__name__}) is not a 16 kHz "
+                "wav2vec2-style speech encoder (Wav2Vec2, HuBERT, WavLM)"
+            )
+        self.model.eval().requires_grad_(False).to(device)
+        self.device = device
+        self.n_layers = int(cfg.num_hidden_layers) + 1  # len(hidden_states)
+        self.dim = int(cfg.hidden_size)
+        self.layer = check_layer(layer, self.n_layers)
+        self.use_mask = bool(getattr(self.extractor, "return_attention_mask", False))
+        self.min_fill = MIN_FILL if self.use_mask else MIN_FILL_UNMASKED
+        self.kernels, self.strides = list(cfg.conv_kernel), list(cfg.conv_stride)
+
+    def inputs(self, waves: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        """Waveforms normalised one by one by the feature extractor, zero-padded (B, L) [+ mask]."""
+        normed = [
+            self.extractor(w, sampling_rate=SAMPLE_RATE, return_tensors="np")["input_values"][0]
+            for w in waves
+        ]
+        x = torch.zeros((len(waves), max(len(w) for w in waves)), dtype=torch.float32)
+        mask = torch.zeros(x.shape, dtype=torch.long)  # (B, L)
+        for i, w in enumerate(normed):
+            x[i, : len(w)] = torch.from_numpy(np.asarray(w, dtype=np.float32))
+            mask[i, : len(w)] = 1
+        out = {"input_values": x.to(self.device)}
+        if self.use_mask:
+            out["attention_mask"] = mask.to(self.device)
+        return out
+
+    def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        """Selected hidden states (B, F, D), or all of them (B, F, L, D)."""
+        hidden = self.model(**inputs, output_hidden_states=True).hidden_states
+        if self.layer == "all":
+            return torch.stack(hidden, dim=2)  # (B, F, L, D)
+        return hidden[self.layer]  # (B, F, D)
+
+    def __call__(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+        """Frames (F(n_i), D) or (F(n_i), L, D) float32 of each wave; padding frames cut."""
+        with torch.inference_mode():
+            out = self.forward(**self.inputs(waves)).float().cpu().numpy()
+        lengths = torch.tensor([len(w) for w in waves])
+        n_model = conv_output_length(lengths, self.kernels, self.strides).tolist()
+        return [
+            fit_to_grid(out[i, : max(1, n_model[i])], grid_frames(len(w)))
+            for i, w in enumerate(waves)
+        ]
+
+
+def check_layer(layer: int | str, n_layers: int) -> int | str:
+    """``layer`` if it indexes ``n_layers`` hidden states (negative allowed) or is "all"."""
+    if layer == "all":
+        return layer
+    if not isinstance(layer, int) or not -n_layers <= layer < n_layers:
+        raise ValueError(
+            f"features.layer must be 'all' or an index into the {n_layers} hidden states "
+            f"(-{n_layers}..{n_layers - 1}), got {layer!r}"
+        )
+    return layer
+
+
+class Encoder(Protocol):
+    """What the stage needs from an encoder."""
+
+    name: str
+    dim: int
+    n_layers: int
+    min_fill: float
+
+    def __call__(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+        """Frames of each wave on the 50 frames/s grid."""
+        ...
+
+
+def build_encoder(fp: FeatureParams) -> Encoder:
+    """The encoder ``fp`` asks for, on ``fp.device``."""
+    device = resolve_device(fp.device, "features.device")
+    if fp.encoder == "logmel":
+        return LogMelEncoder(fp.n_mels, device, all_layers=fp.layer == "all")
+    return HFEncoder(fp.model, fp.layer, device)
+
+
+def make_batches(
+    seconds: np.ndarray, batch_seconds: float, min_fill: float = MIN_FILL
+) -> list[np.ndarray]:
+    """Indices of utterances grouped by length, longest first.
+
+    Sorted by duration (ties by index); a batch grows while its padded audio (size x longest)
+    stays within ``batch_seconds`` and its shortest member is >= min_fill x its longest; a
+    longer utterance gets a batch of its own.
+    """
+    order = np.argsort(-np.asarray(seconds, dtype=np.float64), kind="stable")
+    batches, current = [], []
+    for i in order:
+        longest = seconds[current[0]] if current else seconds[i]
+        fits = (len(current) + 1) * longest <= batch_seconds
+        if current and (not fits or seconds[i] < min_fill * longest):
+            batches.append(np.array(current))
+            current = []
+        current.append(int(i))
+    if current:
+        batches.append(np.array(current))
+    return batches
+
+
+@dataclass(frozen=True)
+class Item:
+    """One utterance to encode."""
+
+    utt_id: str
+    path: str
+    seconds: float
+
+
+def probe(frame: pd.DataFrame, skips: SkipReport) -> list[Item]:
+    """Utterances whose audio header reads, with their durations; the others are skipped."""
+    items = []
+    for utt_id, path in tqdm(
+        zip(frame["utt_id"], frame["audio"], strict=True), total=len(frame), desc="audio headers"
+    ):
+        if not path:
+            skips.add(utt_id, "<manifest>", "no audio: empty audio cell")
+            continue
+        try:
+            items.append(Item(utt_id, path, audio_duration(path)))
+        except InputError as e:
+            skips.add_error(utt_id, e)
+    return items
+
+
+def _read_batch(items: list[Item], skips: SkipReport) -> tuple[list[str], list[np.ndarray]]:
+    """Read the audio of one batch; bad files go to ``skips``."""
+    ids, waves = [], []
+    for it in items:
+        try:
+            waves.append(read_audio(it.path))
+            ids.append(it.utt_id)
+        except InputError as e:
+            skips.add_error(it.utt_id, e)
+    return ids, waves
+
+
+def prefetched(
+    items: list[Item], batches: list[np.ndarray], skips: SkipReport
+) -> Iterator[tuple[int, list[str], list[np.ndarray]]]:
+    """(batch size, ids, waves) per batch; the next batch is read in a thread meanwhile."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = deque(pool.submit(_read_batch, [items[i] for i in b], skips) for b in batches[:1])
+        for b, batch in enumerate(batches):
+            if b + 1 < len(batches):
+                nxt = [items[i] for i in batches[b + 1]]
+                pending.append(pool.submit(_read_batch, nxt, skips))
+            yield (len(batch), *pending.popleft().result())
+
+
+@dataclass
+class Stats:
+    """Counts of one extraction."""
+
+    n_utts: int = 0
+    samples: int = 0
+    seconds: float = 0.0
+
+
+def extract(
+    items: list[Item],
+    encoder: Encoder,
+    writer: FrameWriter,
+    skips: SkipReport,
+    batch_seconds: float,
+    utterance_norm: bool = False,
+) -> Stats:
+    """Encode every item in length-sorted batches and append the frames to ``writer``."""
+    stats, t0 = Stats(), time.perf_counter()
+    batches = make_batches(np.array([it.seconds for it in items]), batch_seconds, encoder.min_fill)
+    with tqdm(total=len(items), desc=f"features ({encoder.name})", unit="utt") as bar:
+        for size, ids, waves in prefetched(items, batches, skips):
+            encoded = encoder(waves) if waves else []
+            for utt_id, wave, frames in zip(ids, waves, encoded, strict=True):
+                if not np.isfinite(frames).all():
+                    skips.add(utt_id, "<encoder>", f"non-finite {encoder.name} features")
+                    continue
+                writer.add(utt_id, utterance_normalise(frames) if utterance_norm else frames)
+                stats.n_utts += 1
+                stats.samples += len(wave)
+            bar.update(size)
+    stats.seconds = time.perf_counter() - t0
+    return stats
