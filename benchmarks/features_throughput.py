@@ -40,7 +40,14 @@ import pandas as pd
 import soundfile as sf
 import torch
 
-from agcc.encoders import HFEncoder, conv_output_length, extract, make_batches, probe
+from agcc.encoders import (
+    HFEncoder,
+    conv_output_length,
+    extract,
+    make_batches,
+    probe,
+    save_random_wav2vec2,
+)
 from agcc.framing import SAMPLE_RATE
 from agcc.io.audio import read_audio
 from agcc.io.features import FrameWriter
@@ -68,29 +75,7 @@ def write_corpus(folder: Path, n: int, seed: int) -> pd.DataFrame:
 
 def save_model(folder: Path, kind: str) -> Path:
     """A randomly initialised wav2vec2-base-sized ("base") or 2-layer ("tiny") checkpoint."""
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
-
-    torch.manual_seed(0)
-    if kind == "base":
-        config, mask = Wav2Vec2Config(), False
-    else:
-        config = Wav2Vec2Config(
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=37,
-            conv_dim=(32, 32, 32, 32),
-            conv_stride=(5, 4, 4, 4),
-            conv_kernel=(10, 3, 3, 2),
-            num_conv_pos_embeddings=16,
-            num_conv_pos_embedding_groups=2,
-            feat_extract_norm="layer",
-            do_stable_layer_norm=True,
-        )
-        mask = True
-    Wav2Vec2Model(config).save_pretrained(folder)
-    Wav2Vec2FeatureExtractor(return_attention_mask=mask).save_pretrained(folder)
-    return folder
+    return save_random_wav2vec2(folder, kind, with_mask=kind != "base")
 
 
 def time_bare(encoder: HFEncoder, inputs: list[dict[str, torch.Tensor]]) -> float:

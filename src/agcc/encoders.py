@@ -394,3 +394,33 @@ def extract(
             bar.update(size)
     stats.seconds = time.perf_counter() - t0
     return stats
+
+
+def save_random_wav2vec2(folder: Path, size: str = "tiny", with_mask: bool = True) -> Path:
+    """Save a randomly initialised Wav2Vec2 checkpoint at 50 frames/s (strides 5*4*4*4 = 320).
+
+    Offline stand-in for a hub checkpoint in smoke tests and throughput benchmarks: ``tiny`` is
+    2 layers of width 32; ``base`` has wav2vec2-base's sizes (``Wav2Vec2Config()`` defaults).
+    ``with_mask`` gives a feature extractor with an attention mask (layer-norm variant).
+    """
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    torch.manual_seed(0)
+    tiny = {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 37,
+        "conv_dim": (32, 32, 32, 32),
+        "conv_stride": (5, 4, 4, 4),
+        "conv_kernel": (10, 3, 3, 2),
+        "num_conv_pos_embeddings": 16,
+        "num_conv_pos_embedding_groups": 2,
+    }
+    norm = {"feat_extract_norm": "layer" if with_mask else "group"}
+    config = Wav2Vec2Config(
+        **(tiny if size == "tiny" else {}), **norm, do_stable_layer_norm=with_mask
+    )
+    Wav2Vec2Model(config).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(return_attention_mask=with_mask).save_pretrained(folder)
+    return folder

@@ -24,6 +24,7 @@ from agcc.encoders import (
     mel_filterbank,
     mel_to_hz,
     probe,
+    save_random_wav2vec2,
     utterance_normalise,
 )
 from agcc.framing import SAMPLE_RATE, grid_frames, segment_frames
@@ -246,25 +247,7 @@ def test_logmel_all_layers_and_utterance_norm() -> None:
 
 def save_tiny_wav2vec2(folder: Path, with_mask: bool = True) -> Path:
     """A randomly initialised 2-layer Wav2Vec2 at 50 frames/s (strides 5*4*4*4 = 320)."""
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
-
-    torch.manual_seed(0)
-    config = Wav2Vec2Config(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        conv_dim=(32, 32, 32, 32),
-        conv_stride=(5, 4, 4, 4),
-        conv_kernel=(10, 3, 3, 2),
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-        feat_extract_norm="layer" if with_mask else "group",
-        do_stable_layer_norm=with_mask,
-    )
-    Wav2Vec2Model(config).save_pretrained(folder)
-    Wav2Vec2FeatureExtractor(return_attention_mask=with_mask).save_pretrained(folder)
-    return folder
+    return save_random_wav2vec2(folder, "tiny", with_mask)
 
 
 @pytest.fixture(scope="module")
