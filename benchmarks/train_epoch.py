@@ -98,7 +98,12 @@ def time_epochs(args: argparse.Namespace) -> dict[str, list[float]]:
         "with L_AG": (
             tgt,
             Anchoring(
-                "triplet", "cluster", as_t((dist + dist.T) / 2).float(), as_t(common), oracle=True
+                "triplet",
+                "cluster",
+                as_t((dist + dist.T) / 2).float(),
+                as_t(common),
+                oracle=True,
+                hyper=tp.ag_cc,  # ag_cc's own gamma, alpha, beta (train.ag_cc)
             ),
         ),
         "without L_AG": (tgt, Anchoring("none")),

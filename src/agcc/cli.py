@@ -115,13 +115,18 @@ def _grid_inputs(args: argparse.Namespace) -> Inputs:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    """Train the SER grid (methods x directions x seeds) with AG anchoring and the baselines."""
+    """Train one method's SER models (train.methods; source_only also serves the upper bounds)."""
     from agcc.stages import train
 
     p = load_params(args.params)
-    metrics = Path(args.metrics) if args.metrics else None
+    train.check_method_name(args.method, p.train)
     train.run(
-        _grid_inputs(args), p.train, p.base, p.analyze.common_threshold, Path(args.out), metrics
+        _grid_inputs(args),
+        args.method,
+        p.train,
+        p.base,
+        p.analyze.common_threshold,
+        Path(args.out),
     )
 
 
@@ -158,7 +163,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     from agcc.stages import evaluate
 
     p = load_params(args.params)
-    evaluate.run(Path(args.train), p.evaluate, p.base, Path(args.out))
+    evaluate.run(Path(args.train), p.train.table_methods(), p.evaluate, p.base, Path(args.out))
 
 
 def _cmd_params(args: argparse.Namespace) -> None:
@@ -218,11 +223,13 @@ def _analysis_commands(add: Callable[[str, Command, str], argparse.ArgumentParse
     _segment_options(sp)
     sp.add_argument("--clusters", required=True, help="output folder of the cluster stage")
     sp.add_argument("--features-root", help="one features folder per corpus; adds Fig. 2")
-    sp = add("train", _cmd_train, "features + segments + AG clusters -> SER models, predictions")
+    sp = add("train", _cmd_train, "features + segments + AG clusters -> one method's SER models")
     _grid_options(sp)
-    sp.add_argument("--metrics", help="write the stage's summary metrics as JSON here")
+    sp.add_argument(
+        "--method", required=True, help="one of train.methods; --out is data/train/<method>"
+    )
     sp = add("evaluate", _cmd_evaluate, "train outputs -> Table II (UAR, binary UAR, CIs)")
-    sp.add_argument("--train", required=True, help="output folder of the train stage")
+    sp.add_argument("--train", required=True, help="parent folder of the train@<method> outputs")
 
 
 def _tune_command(add: Callable[[str, Command, str], argparse.ArgumentParser]) -> None:

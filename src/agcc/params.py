@@ -200,7 +200,7 @@ class AnalyzeParams(Section):
 
 
 class FeatureParams(Section):
-    """Frozen acoustic encoder whose frame features feed the SER model (docs/method.md section 6)."""
+    """Frozen acoustic encoder whose frame features feed the SER model (docs/method.md s. 6)."""
 
     encoder: Literal["logmel", "wav2vec2"] = "logmel"
     model: str = "facebook/wav2vec2-base"  # hub name or local folder (wav2vec2, HuBERT, WavLM)
@@ -213,17 +213,73 @@ class FeatureParams(Section):
     utterance_norm: bool = False
 
 
-class TrainParams(Section):
-    """The SER model, the anchoring losses and the experiment grid (docs/method.md section 7)."""
+class SourceOnlyParams(Section):
+    """source_only (and the upper bounds it serves): L = L_ER, no hyperparameters of its own."""
 
-    methods: tuple[
-        Literal["source_only", "pa_cc", "hard_ag", "la_cc", "ag_cc", "upper_bound"], ...
-    ] = ("source_only", "pa_cc", "hard_ag", "la_cc", "ag_cc", "upper_bound")
+
+class PaccParams(Section):
+    """pa_cc: L_ER + gamma * L_triplet, triplets grouped by vowel, w = 1."""
+
+    gamma: float = Field(1.0, ge=0.0)  # weight of the anchoring loss
+    alpha: float = Field(0.3, ge=0.0)  # triplet margin
+
+
+class HardAgParams(Section):
+    """hard_ag: vowel triplets weighted by w = exp(-beta * Dv[v_a, v_n])."""
+
+    gamma: float = Field(1.0, ge=0.0)  # weight of the anchoring loss
+    alpha: float = Field(0.3, ge=0.0)  # triplet margin
+    beta: float = Field(0.2, ge=0.0)  # soft-weight scale
+
+
+class LaccParams(Section):
+    """la_cc: L_ER + gamma * CORAL on the ``top_m`` most similar encoder layers."""
+
+    gamma: float = Field(1.0, ge=0.0)  # weight of the anchoring loss
+    top_m: int = Field(2, ge=1)  # layers anchored, the most similar by linear CKA
+
+
+class AgccParams(Section):
+    """ag_cc (the paper): AG-cluster triplets weighted by w = exp(-beta * D[k_a, k_n])."""
+
+    gamma: float = Field(1.0, ge=0.0)  # weight of the anchoring loss
+    alpha: float = Field(0.3, ge=0.0)  # triplet margin
+    beta: float = Field(0.2, ge=0.0)  # soft-weight scale
+
+
+#: A method's own hyperparameters, one section of ``train`` per method.
+MethodParams = SourceOnlyParams | PaccParams | HardAgParams | LaccParams | AgccParams
+#: Every trainable method and the type of its ``train.<method>`` section.
+METHOD_SECTIONS: dict[str, type[Section]] = {
+    "source_only": SourceOnlyParams,
+    "pa_cc": PaccParams,
+    "hard_ag": HardAgParams,
+    "la_cc": LaccParams,
+    "ag_cc": AgccParams,
+}
+#: Methods of Table II: the trained ones and the upper bound (source_only on its own corpus).
+ALL_METHODS = (*METHOD_SECTIONS, "upper_bound")
+
+
+class TrainParams(Section):
+    """The SER model and the experiment grid (docs/method.md section 7).
+
+    Shared settings are top-level fields; each method's own hyperparameters are its section
+    (``train.ag_cc`` ...), so DVC re-runs only that method's stage when they change.
+    ``upper_bound`` is not a method of its own: the source_only model of each target corpus
+    tested on its own test split.
+    """
+
+    methods: tuple[Literal["source_only", "pa_cc", "hard_ag", "la_cc", "ag_cc"], ...] = (
+        "source_only",
+        "pa_cc",
+        "hard_ag",
+        "la_cc",
+        "ag_cc",
+    )
+    upper_bound: bool = True  # source_only also trains on each target, tested on its own test
     directions: tuple[tuple[str, str], ...] = (("demo_crema", "demo_improv"),)
     seeds: tuple[int, ...] = (1, 2, 3)
-    gamma: float = Field(1.0, ge=0.0)
-    alpha: float = Field(0.3, ge=0.0)
-    beta: float = Field(0.2, ge=0.0)
     lr: float = Field(1e-4, gt=0.0)
     weight_decay: float = Field(1e-3, ge=0.0)
     batch_size: int = Field(64, ge=2)
@@ -236,8 +292,33 @@ class TrainParams(Section):
     n_layers: int = Field(2, ge=1)
     fc_hidden: int = Field(128, ge=4)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    la_top_m: int = Field(2, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    source_only: SourceOnlyParams = SourceOnlyParams()
+    pa_cc: PaccParams = PaccParams()
+    hard_ag: HardAgParams = HardAgParams()
+    la_cc: LaccParams = LaccParams()
+    ag_cc: AgccParams = AgccParams()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections_of_listed_methods(cls, data: object) -> object:
+        """A method listed in ``methods`` needs its own section in the same mapping."""
+        if isinstance(data, dict) and "methods" in data:
+            methods = list(data["methods"] or ())
+            if "upper_bound" in methods:
+                raise ValueError(
+                    "upper_bound is not a method to list in train.methods: set "
+                    "train.upper_bound: true (source_only's model tested on its own corpus)"
+                )
+            missing = [m for m in methods if m in METHOD_SECTIONS and m not in data]
+            if missing:
+                raise ValueError(
+                    f"train.methods lists {missing} but train has no section for "
+                    f"{'them' if len(missing) > 1 else 'it'}: add "
+                    + ", ".join(f"train.{m}" for m in missing)
+                    + " with the method's hyperparameters"
+                )
+        return data
 
     @field_validator("seeds")
     @classmethod
@@ -246,9 +327,45 @@ class TrainParams(Section):
             raise ValueError(f"seeds must be a non-empty list of distinct ints, got {list(v)}")
         return v
 
+    @model_validator(mode="after")
+    def _upper_bound_needs_source_only(self) -> TrainParams:
+        if self.upper_bound and "source_only" not in self.methods:
+            raise ValueError(
+                "train.upper_bound: true needs source_only in train.methods (the upper bound "
+                "is the target corpus's source_only model on its own test split)"
+            )
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"train.methods has duplicates: {list(self.methods)}")
+        return self
+
+    def hyper(self, method: str) -> MethodParams:
+        """The section of a method's own hyperparameters (upper_bound: source_only's)."""
+        if method == "upper_bound":
+            method = "source_only"
+        if method not in METHOD_SECTIONS:
+            raise ConfigError(
+                f"unknown method {method!r}; known methods: {list(METHOD_SECTIONS)} "
+                "(and upper_bound, served by source_only)"
+            )
+        return getattr(self, method)
+
+    def table_methods(self) -> tuple[str, ...]:
+        """Methods of Table II: ``methods``, plus upper_bound with ``upper_bound``."""
+        return (*self.methods, "upper_bound") if self.upper_bound else tuple(self.methods)
+
+    def check_method(self, method: str) -> MethodParams:
+        """A method the train stage may run: known and listed in ``train.methods``."""
+        section = self.hyper(method)
+        if method not in self.methods:
+            raise ConfigError(
+                f"method {method!r} is not in train.methods {list(self.methods)}; add it "
+                f"(with its train.{method} section) to params.yaml"
+            )
+        return section
+
 
 class EvaluateParams(Section):
-    """Table II: UARs, one-vs-rest binary UARs and paired bootstrap CIs (docs/method.md section 8)."""
+    """Table II: UARs, one-vs-rest binary UARs and paired bootstrap CIs (docs/method.md s. 8)."""
 
     binary_models: bool = False
     bootstrap: int = Field(1000, ge=10)
@@ -256,7 +373,7 @@ class EvaluateParams(Section):
 
 
 class TuneParams(Section):
-    """Optuna search over ag_cc's gamma, alpha, beta and the AG model's k (docs/method.md section 9).
+    """Optuna search over train.ag_cc's gamma, alpha, beta and the AG model's k (method.md s. 9).
 
     The objective is the UAR on the labelled target DEV split (disjoint from test), mean over
     ``seeds``; k picks among the cached elbow-sweep models of the cluster stage.

@@ -76,8 +76,11 @@ def test_dvc_repro_runs_every_stage_then_is_a_noop(clone: tuple[Path, dict[str, 
     assert sorted(r.info.run_name for r in per_corpus) == sorted(
         f"{s}:{c}" for s in foreach for c in ("demo_crema", "demo_improv")
     )
-    for stage in ("cluster", "analyze", "train", "evaluate"):
+    for stage in ("cluster", "analyze", "evaluate"):
         assert any(r.info.run_name == stage for r in runs), f"no MLflow run for {stage}"
+    methods = tiny_params(Path("."))["train"]["methods"]
+    for method in methods:  # one train stage per method, each its own MLflow run
+        assert any(r.info.run_name == f"train:{method}" for r in runs), f"no train:{method}"
     assert all(r.data.tags["git_commit"] not in ("", "unknown") for r in runs)
     metrics = _sh([*dvc, "metrics", "show", "--json"], repo, env)
     assert "n_segments" in metrics
@@ -88,3 +91,11 @@ def test_dvc_repro_runs_every_stage_then_is_a_noop(clone: tuple[Path, dict[str, 
     exp = _sh([*dvc, "exp", "run", "-S", "segments.min_frames=4"], repo, env)
     assert "Running stage 'segments@demo_crema'" in exp
     assert "Running stage 'prepare@demo_crema'" not in exp
+
+    # a method's own hyperparameter re-runs that method's training (and evaluate) only
+    _sh(["git", "add", "-A"], repo, env)
+    _sh(["git", "commit", "-qm", "exp"], repo, env)
+    exp = _sh([*dvc, "exp", "run", "-S", "train.ag_cc.gamma=0.5"], repo, env)
+    assert "Running stage 'train@ag_cc'" in exp and "Running stage 'evaluate'" in exp
+    others = [m for m in methods if m != "ag_cc"]
+    assert not [m for m in others if f"Running stage 'train@{m}'" in exp], exp

@@ -14,6 +14,7 @@ import yaml
 from agcc.cli import main
 from agcc.io.cluster_model import AGModel, save_model
 from agcc.io.manifest import MANIFEST_COLUMNS
+from agcc.io.predictions import RUN_COLUMNS
 from agcc.io.segments import SEGMENT_COLUMNS, save_segments
 from agcc.params import EMOTIONS, VOWELS, ParamsError, load_params
 from agcc.skips import SkipReport, TooManySkipsError
@@ -158,18 +159,23 @@ def write_params(root: Path, **train: object) -> Path:
     return path
 
 
-def _train(root: Path, params: Path) -> int:
-    """``agcc train`` on the fake pipeline."""
+def _train(root: Path, params: Path, method: str) -> int:
+    """``agcc train --method <method>`` on the fake pipeline, into ``train/<method>``."""
     paths = {
         "--features-root": "features",
         "--segments-root": "segments",
         "--prepared-root": "prepared",
         "--clusters": "cluster",
-        "--out": "train",
-        "--metrics": "metrics/train.json",
+        "--out": f"train/{method}",
     }
     options = [x for opt, sub in paths.items() for x in (opt, str(root / sub))]
-    return main(["--params", str(params), "train", *options])
+    return main(["--params", str(params), "train", "--method", method, *options])
+
+
+def _train_all(root: Path, params: Path) -> None:
+    """Every method of train.methods, one stage each (what ``dvc repro`` runs)."""
+    for method in load_params(params).train.methods:
+        assert _train(root, params, method) == 0, method
 
 
 def _evaluate(root: Path, params: Path) -> int:
@@ -178,19 +184,28 @@ def _evaluate(root: Path, params: Path) -> int:
     return main(["--params", str(params), "evaluate", *args])
 
 
+def _runs(root: Path, method: str) -> pd.DataFrame:
+    """One method stage's runs.csv."""
+    return pd.read_csv(root / "train" / method / "runs.csv", keep_default_na=False)
+
+
 @pytest.mark.slow
 def test_every_method_trains_both_directions_and_table2_has_every_row(pipeline: Path) -> None:
     params = write_params(pipeline)
-    assert _train(pipeline, params) == 0
-    runs = pd.read_csv(pipeline / "train" / "runs.csv")
-    assert len(runs) == 12 and (runs["status"] == "FINISHED").all()
-    pred = pd.read_csv(
-        pipeline / "train" / "corp_a_to_corp_b" / "ag_cc" / "seed1" / "predictions.csv"
-    )
+    _train_all(pipeline, params)
+    for method in ("pa_cc", "hard_ag", "la_cc", "ag_cc"):
+        runs = _runs(pipeline, method)
+        assert len(runs) == 2 and (runs["status"] == "FINISHED").all()
+        assert set(RUN_COLUMNS) <= set(runs.columns) and set(runs["method"]) == {method}
+        metrics = json.loads((pipeline / "train" / method / "metrics.json").read_text())
+        assert metrics["n_models"] == 2 and "seconds" not in metrics
+        assert f"test_uar.corp_a_to_corp_b.{method}" in metrics
+    folder = pipeline / "train" / "ag_cc" / "runs" / "corp_a_to_corp_b" / "seed1"
+    pred = pd.read_csv(folder / "predictions_corp_b.csv")
     assert list(pred.columns) == ["utt_id", "true", "pred", *(f"prob_{e}" for e in EMOTIONS)]
     assert len(pred) == 4 * SPLIT_SIZES["test"] and pred["utt_id"].str.startswith("corp_b").all()
     assert np.allclose(pred[[f"prob_{e}" for e in EMOTIONS]].sum(axis=1), 1.0, atol=1e-4)
-    _check_checkpoint_reproduces_predictions(pipeline, pred)
+    _check_checkpoint_reproduces_predictions(pipeline, folder / "model.pt", "corp_b", pred)
 
     assert _evaluate(pipeline, params) == 0
     t2 = pd.read_csv(pipeline / "evaluate" / "table2.csv")
@@ -205,20 +220,71 @@ def test_every_method_trains_both_directions_and_table2_has_every_row(pipeline: 
     assert 0.0 <= metrics["corp_a_to_corp_b.ag_cc.uar_4cat"] <= 100.0
 
 
-def _check_checkpoint_reproduces_predictions(root: Path, pred: pd.DataFrame) -> None:
-    """The saved ag_cc model predicts the target test split exactly as predictions.csv."""
+def _check_checkpoint_reproduces_predictions(
+    root: Path, ckpt: Path, target: str, pred: pd.DataFrame
+) -> dict:
+    """The saved model predicts the target test split exactly as its predictions file."""
     from agcc.io.checkpoint import load_checkpoint
     from agcc.training.trainer import predict
 
-    model, meta = load_checkpoint(
-        root / "train" / "corp_a_to_corp_b" / "ag_cc" / "seed1" / "model.pt"
-    )
-    assert meta["method"] == "ag_cc" and meta["target"] == "corp_b" and meta["oracle"] is False
-    data, _ = _load(root, "corp_b")
+    model, meta = load_checkpoint(ckpt)
+    data, _ = _load(root, target)
     probs = predict(model, data, data.rows("test"), 8)
     assert list(data.utt_ids[data.rows("test")]) == pred["utt_id"].tolist()
     saved = pred[[f"prob_{e}" for e in EMOTIONS]].to_numpy()
     assert np.allclose(probs, saved, atol=1e-5)
+    return meta
+
+
+@pytest.mark.slow
+def test_upper_bound_rows_come_from_the_source_only_checkpoint_of_the_corpus(
+    pipeline: Path,
+) -> None:
+    params = write_params(  # corp_b is a target only: its model serves its upper bound only
+        pipeline, methods=["source_only", "ag_cc"], directions=[list(CORPORA)]
+    )
+    assert _train(pipeline, params, "source_only") == 0
+    runs = _runs(pipeline, "source_only").set_index(["method", "source", "target"])
+    assert sorted(runs.index) == [
+        ("source_only", "corp_a", "corp_b"),
+        ("upper_bound", "corp_a", "corp_a"),
+        ("upper_bound", "corp_b", "corp_b"),
+    ]
+    ckpt = runs["checkpoint"]
+    assert ckpt[("upper_bound", "corp_a", "corp_a")] == ckpt[("source_only", "corp_a", "corp_b")]
+    assert ckpt.nunique() == 2  # one model per corpus and seed, no second training
+    metrics = json.loads((pipeline / "train" / "source_only" / "metrics.json").read_text())
+    assert metrics["n_models"] == 2 and "test_uar.corp_a_to_corp_a.upper_bound" in metrics
+    for _, r in runs.reset_index().iterrows():
+        target = r["target"]
+        pred = pd.read_csv(pipeline / "train" / "source_only" / r["predictions"])
+        meta = _check_checkpoint_reproduces_predictions(
+            pipeline, pipeline / "train" / "source_only" / r["checkpoint"], target, pred
+        )
+        assert meta["method"] == "source_only" and meta["source"] == r["source"]
+        assert r["direction"] == f"{r['source']}_to_{target}" and r["model"].startswith("source_")
+    assert _train(pipeline, params, "ag_cc") == 0
+    assert _evaluate(pipeline, params) == 0
+    t2 = pd.read_csv(pipeline / "evaluate" / "table2.csv")
+    assert set(zip(t2["method"], t2["direction_label"], strict=True)) == {
+        ("upper_bound", "corp_a→corp_a"),
+        ("upper_bound", "corp_b→corp_b"),
+        ("source_only", "corp_a→corp_b"),
+        ("ag_cc", "corp_a→corp_b"),
+    }
+
+
+def test_unknown_or_unlisted_method_is_a_clear_error(
+    pipeline: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    params = write_params(pipeline, methods=["source_only", "ag_cc"])
+    assert _train(pipeline, params, "ag_c") == 2
+    assert "unknown method 'ag_c'" in caplog.text
+    assert _train(pipeline, params, "la_cc") == 2
+    assert "'la_cc' is not in train.methods" in caplog.text
+    assert _train(pipeline, params, "upper_bound") == 2
+    assert "run --method source_only" in caplog.text
+    assert not (pipeline / "train").exists()
 
 
 @pytest.mark.slow
@@ -239,53 +305,61 @@ def test_a_failed_run_is_recorded_the_others_finish_and_the_stage_fails(
         *args: object,
         **kwargs: object,
     ) -> FitResult:
-        if anchoring.kind == "coral":
+        if anchoring.kind == "coral" and src.name == "corp_a":
             raise RuntimeError("simulated crash")
         return real_fit(model, src, tgt, anchoring, *args, **kwargs)
 
     monkeypatch.setattr(train, "fit", fit)
-    p = load_params(
-        write_params(pipeline, methods=["la_cc", "source_only"], directions=[list(CORPORA)])
-    )
+    p = load_params(write_params(pipeline, methods=["la_cc", "source_only"]))
     inputs = train.Inputs(*(pipeline / d for d in ("features", "segments", "prepared", "cluster")))
-    with pytest.raises(RuntimeError, match=r"1 of 2 train runs failed: \['la_cc:corp_a->corp_b"):
-        train.run(inputs, p.train, p.base, p.analyze.common_threshold, pipeline / "train")
-    runs = pd.read_csv(pipeline / "train" / "runs.csv")
-    assert runs.set_index("method")["status"].to_dict() == {
-        "la_cc": "FAILED",
-        "source_only": "FINISHED",
+    out = pipeline / "train" / "la_cc"
+    with pytest.raises(RuntimeError, match=r"1 of 2 la_cc train runs failed: \['la_cc:corp_a->"):
+        train.run(inputs, "la_cc", p.train, p.base, p.analyze.common_threshold, out)
+    runs = _runs(pipeline, "la_cc")
+    assert runs.set_index("direction")["status"].to_dict() == {
+        "corp_a_to_corp_b": "FAILED",
+        "corp_b_to_corp_a": "FINISHED",
     }
+    assert not (out / "metrics.json").exists()  # a failed stage never looks finished
     import mlflow
 
     children = mlflow.search_runs(
-        experiment_names=["agcc"], output_format="list", filter_string="tags.parent_stage = 'train'"
+        experiment_names=["agcc"],
+        output_format="list",
+        filter_string="tags.parent_stage = 'train@la_cc'",
     )
     status = {r.info.run_name: r.info.status for r in children}
     assert status == {
         "la_cc:corp_a->corp_b:seed1": "FAILED",
-        "source_only:corp_a->corp_b:seed1": "FINISHED",
+        "la_cc:corp_b->corp_a:seed1": "FINISHED",
     }
+    stages = mlflow.search_runs(
+        experiment_names=["agcc"], output_format="list", filter_string="tags.stage = 'train'"
+    )
+    assert "train:la_cc" in {r.info.run_name for r in stages}  # the stage run, children nested
 
 
 @pytest.mark.slow
 def test_oracle_runs_are_labelled_everywhere(pipeline: Path) -> None:
     params = write_params(
-        pipeline, methods=["source_only", "pa_cc", "ag_cc"], oracle=True, directions=[list(CORPORA)]
+        pipeline,
+        methods=["source_only", "pa_cc", "ag_cc"],
+        oracle=True,
+        upper_bound=False,
+        directions=[list(CORPORA)],
     )
-    assert _train(pipeline, params) == 0
-    runs = pd.read_csv(pipeline / "train" / "runs.csv")
-    assert runs["method_dir"].tolist() == ["source_only", "pa_cc_ORACLE", "ag_cc_ORACLE"]
-    assert (pipeline / "train" / "corp_a_to_corp_b" / "ag_cc_ORACLE" / "seed1").is_dir()
+    _train_all(pipeline, params)
+    method_dirs = [_runs(pipeline, m)["method_dir"].tolist() for m in ("source_only", "ag_cc")]
+    assert method_dirs == [["source_only"], ["ag_cc_ORACLE"]]
+    folder = pipeline / "train" / "ag_cc" / "runs" / "corp_a_to_corp_b_ORACLE" / "seed1"
+    assert folder.is_dir()
     assert _evaluate(pipeline, params) == 0
     labels = pd.read_csv(pipeline / "evaluate" / "table2.csv")["method_label"].tolist()
     assert labels == ["Source only", "PA-CC (ORACLE)", "AG-CC (ORACLE)"]
     md = (pipeline / "evaluate" / "table2.md").read_text()
     assert "AG-CC (ORACLE) − PA-CC (ORACLE)" in md and "AG-CC (ORACLE) − Source only" in md
-    ckpt = torch.load(
-        pipeline / "train" / "corp_a_to_corp_b" / "ag_cc_ORACLE" / "seed1" / "model.pt",
-        weights_only=True,
-    )
-    assert ckpt["meta"]["oracle"] is True
+    ckpt = torch.load(folder / "model.pt", weights_only=True)
+    assert ckpt["meta"]["oracle"] is True and ckpt["meta"]["hyper"]["beta"] == 0.2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,7 +416,7 @@ def test_segment_utterances_mostly_without_features_fail_before_training(pipelin
     _rewrite_features(pipeline, lambda ids, ch: (ids[:5], ch[:5]))
     with pytest.raises(TooManySkipsError, match="no features"):
         _run_train(pipeline)
-    assert not (pipeline / "train" / "runs.csv").exists()
+    assert not (pipeline / "train" / "source_only" / "runs.csv").exists()
 
 
 def _run_train(root: Path) -> None:
@@ -351,7 +425,8 @@ def _run_train(root: Path) -> None:
 
     p = load_params(write_params(root))
     inputs = train.Inputs(root / "features", root / "segments", root / "prepared", root / "cluster")
-    train.run(inputs, p.train, p.base, p.analyze.common_threshold, root / "train")
+    out = root / "train" / "source_only"
+    train.run(inputs, "source_only", p.train, p.base, p.analyze.common_threshold, out)
 
 
 def test_nan_features_name_the_file_and_utterance(pipeline: Path) -> None:
@@ -383,7 +458,7 @@ def test_class_missing_from_source_training_split_is_named(pipeline: Path) -> No
     src.labels = np.where((src.splits == "train") & (src.labels == 3), 0, src.labels)
     with pytest.raises(ValueError, match=r"'corp_a'.*train split has no utterances.*sadness"):
         check_direction(src, tgt, ("ag_cc",), EMOTIONS)
-    check_direction(src, tgt, ("upper_bound",), EMOTIONS)  # trains on corp_b only: fine
+    check_direction(src, tgt, ("upper_bound",), EMOTIONS)  # corp_b's own model only: fine
 
 
 def test_direction_naming_an_unknown_corpus_is_a_params_error(tmp_path: Path) -> None:

@@ -131,11 +131,9 @@ def test_two_worker_processes_share_one_sqlite_study(tune_root: Path) -> None:
     assert main(_args(tune_root, params)) == 0
     _check_exactly(_study(params), 4)
     best = yaml.safe_load((tune_root / "tune" / "best_params.yaml").read_text())
-    assert set(best) == {"train.gamma", "train.alpha", "train.beta", "cluster.k"}
-    assert (
-        "target DEV split (disjoint from test)"
-        in (tune_root / "tune" / "best_params.txt").read_text()
-    )
+    assert set(best) == {"train.ag_cc.gamma", "train.ag_cc.alpha", "train.ag_cc.beta", "cluster.k"}
+    text = (tune_root / "tune" / "best_params.txt").read_text()
+    assert "target DEV split (disjoint from test)" in text and "-S train.ag_cc.gamma=" in text
     assert (tune_root / "tune" / "optimization_history.png").stat().st_size > 1000
 
 

@@ -138,9 +138,13 @@ def test_markdown_keeps_the_paper_numbers_in_their_own_block() -> None:
 
 def test_binary_models_are_not_implemented_and_say_which_param(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="evaluate.binary_models"):
-        run(tmp_path, EvaluateParams(binary_models=True), BaseParams(), tmp_path / "out")
+        run(
+            tmp_path, ("ag_cc",), EvaluateParams(binary_models=True), BaseParams(), tmp_path / "out"
+        )
 
 
 def test_missing_runs_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"runs\.csv: no such file"):
-        load_runs(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"ag_cc/runs\.csv: no such file.*train@ag_cc"):
+        load_runs(tmp_path, ("ag_cc", "upper_bound"))
+    with pytest.raises(FileNotFoundError, match=r"source_only/runs\.csv: no such file"):
+        load_runs(tmp_path, ("upper_bound",))  # upper bounds are source_only's models

@@ -91,3 +91,52 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("base: [unclosed\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(tmp_path / "bad.yaml")
+
+
+def test_each_method_has_its_own_section_with_only_its_hyperparameters(raw: dict) -> None:
+    tp = Params.model_validate(raw).train
+    assert tp.hyper("source_only").model_dump() == {}
+    assert tp.hyper("pa_cc").model_dump() == {"gamma": 1.0, "alpha": 0.3}
+    assert tp.hyper("hard_ag").model_dump() == {"gamma": 1.0, "alpha": 0.3, "beta": 0.2}
+    assert tp.hyper("la_cc").model_dump() == {"gamma": 1.0, "top_m": 2}
+    assert tp.hyper("ag_cc").model_dump() == {"gamma": 1.0, "alpha": 0.3, "beta": 0.2}
+    assert tp.hyper("upper_bound") is tp.source_only  # the same models as source_only
+    assert "upper_bound" not in tp.methods and tp.upper_bound
+    assert tp.table_methods()[-1] == "upper_bound"
+    assert not {"gamma", "alpha", "beta", "la_top_m"} & set(raw["train"])
+
+
+def test_unknown_method_and_unlisted_method_are_config_errors(raw: dict) -> None:
+    tp = Params.model_validate(raw).train
+    with pytest.raises(ConfigError, match="unknown method 'ag_c'.*known methods"):
+        tp.hyper("ag_c")
+    short = tp.model_copy(update={"methods": ("source_only", "ag_cc")})
+    with pytest.raises(ConfigError, match="'la_cc' is not in train.methods"):
+        short.check_method("la_cc")
+
+
+def test_a_listed_method_without_its_section_names_the_section(tmp_path: Path, raw: dict) -> None:
+    del raw["train"]["ag_cc"]
+    with pytest.raises(ParamsError, match=r"lists \['ag_cc'\].*add train\.ag_cc"):
+        load_params(_write(tmp_path, raw))
+
+
+def test_a_section_key_of_another_method_is_an_error(tmp_path: Path, raw: dict) -> None:
+    raw["train"]["pa_cc"]["beta"] = 0.2  # pa_cc has no soft weights
+    with pytest.raises(ParamsError, match=r"train\.pa_cc\.beta"):
+        load_params(_write(tmp_path, raw))
+    del raw["train"]["pa_cc"]["beta"]
+    raw["train"]["gamma"] = 1.0  # the old shared key
+    with pytest.raises(ParamsError, match=r"train\.gamma"):
+        load_params(_write(tmp_path, raw))
+
+
+def test_upper_bound_is_a_flag_that_needs_source_only(tmp_path: Path, raw: dict) -> None:
+    raw["train"]["methods"] = ["ag_cc", "upper_bound"]
+    with pytest.raises(ParamsError, match="upper_bound is not a method.*train.upper_bound: true"):
+        load_params(_write(tmp_path, raw))
+    raw["train"]["methods"] = ["ag_cc"]
+    with pytest.raises(ParamsError, match="upper_bound: true needs source_only"):
+        load_params(_write(tmp_path, raw))
+    raw["train"]["upper_bound"] = False
+    assert load_params(_write(tmp_path, raw)).train.table_methods() == ("ag_cc",)

@@ -16,13 +16,18 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _stages() -> dict[str, dict]:
-    """dvc.yaml stages with foreach stages expanded per corpus (only `${key}` is substituted)."""
+    """dvc.yaml stages with foreach stages expanded: per corpus (``${key}``) or per method of
+    train.methods (``${item}``); only those placeholders are substituted."""
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    corpora = load_params(REPO / "params.yaml").corpora
+    params = load_params(REPO / "params.yaml")
     out = {}
     for name, st in dvc.items():
-        if "foreach" in st:
-            for key in corpora:
+        if st.get("foreach") == "${train.methods}":
+            for method in params.train.methods:
+                text = yaml.safe_dump(st["do"]).replace("${item}", method)
+                out[f"{name}@{method}"] = yaml.safe_load(text)
+        elif "foreach" in st:
+            for key in params.corpora:
                 text = yaml.safe_dump(st["do"]).replace("${key}", key)
                 out[f"{name}@{key}"] = yaml.safe_load(text)
         else:
@@ -129,3 +134,33 @@ def test_params_stage_names_a_misspelt_key_no_stage_tracks(tmp_path: Path) -> No
     good.write_text((REPO / "params.yaml").read_text())
     assert main(["--params", str(good), "params", "--out", str(out)]) == 0
     assert out.read_text() == "params.yaml is valid\n"
+
+
+def test_each_train_stage_tracks_its_own_method_section_and_no_other() -> None:
+    from agcc.params import METHOD_SECTIONS, TrainParams
+
+    stages = _stages()
+    methods = load_params(REPO / "params.yaml").train.methods
+    assert set(methods) == set(METHOD_SECTIONS)
+    assert "train" not in stages  # one stage per method, no grid stage
+    shared = {f"train.{f}" for f in TrainParams.model_fields if f not in METHOD_SECTIONS}
+    for method in methods:
+        st = stages[f"train@{method}"]
+        sections = {k for k in st["params"] if k.split(".")[:2][-1] in METHOD_SECTIONS}
+        assert sections == {f"train.{method}"}, f"train@{method} tracks {sections}"
+        assert shared <= set(st["params"]), f"train@{method} misses {shared - set(st['params'])}"
+        assert "train" not in st["params"]  # the whole section would re-run every method
+        assert f"--method {method}" in st["cmd"] and f"--out data/train/{method}" in st["cmd"]
+    evaluate = stages["evaluate"]
+    assert "data/train" in evaluate["deps"]
+    assert not [k for k in evaluate["params"] if k.split(".")[-1] in METHOD_SECTIONS]
+
+
+def test_tune_tracks_ag_ccs_section_and_no_other_method() -> None:
+    from agcc.params import METHOD_SECTIONS
+
+    tune = yaml.safe_load((REPO / "tune" / "dvc.yaml").read_text())["stages"]["tune"]
+    params = load_params(REPO / "params.yaml")
+    assert all(_has_key(params, k) for k in tune["params"]), tune["params"]
+    sections = {k for k in tune["params"] if k.split(".")[:2][-1] in METHOD_SECTIONS}
+    assert sections == {"train.ag_cc"} and "train" not in tune["params"]

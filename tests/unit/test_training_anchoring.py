@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from agcc.errors import ConfigError
-from agcc.params import TrainParams
+from agcc.params import ALL_METHODS, AgccParams, HardAgParams, PaccParams, TrainParams
 from agcc.training.anchoring import (
     METHODS,
     TRIPLET_METHODS,
@@ -85,7 +85,8 @@ def test_triplets_pair_same_group_positives_and_other_group_negatives_of_one_emo
     b = _batch()
     h = torch.randn(4, 6, 3)
     logits = torch.zeros(4, 4)
-    a = Anchoring("triplet", "cluster", common=T([True, True, False]), oracle=True)
+    common = T([True, True, False])
+    a = Anchoring("triplet", "cluster", common=common, oracle=True, hyper=AgccParams())
     loss, stats = triplet_term(logits, h, b, a, TrainParams(), torch.Generator().manual_seed(0))
     ag, ae, pg, pe = seen["args"][:4]
     ia, ip, ineg = seen["out"]
@@ -99,7 +100,7 @@ def test_pseudo_labels_below_the_threshold_give_no_anchor() -> None:
     b = _batch()
     logits = torch.zeros(4, 4)  # uniform: max probability 0.25
     tp = TrainParams(pseudo_label_threshold=0.6)
-    a = Anchoring("triplet", "vowel")
+    a = Anchoring("triplet", "vowel", hyper=PaccParams())
     loss, stats = triplet_term(logits, torch.randn(4, 6, 3), b, a, tp, torch.Generator())
     assert stats == {"n_triplets": 0.0, "labelled_share": 0.0} and float(loss) == 0.0
 
@@ -114,7 +115,7 @@ def test_coral_term_sums_the_anchored_layers_and_is_zero_without_any() -> None:
 def test_registry_keys_are_the_params_methods() -> None:
     field = TrainParams.model_fields["methods"].annotation  # tuple[Literal[...], ...]
     (literal, _) = typing.get_args(field)
-    assert set(METHODS) == set(typing.get_args(literal))
+    assert set(METHODS) == set(typing.get_args(literal)) | {"upper_bound"} == set(ALL_METHODS)
     assert set(TRIPLET_METHODS) <= set(METHODS)
 
 
@@ -122,7 +123,9 @@ def test_unknown_method_raises_naming_the_known_ones() -> None:
     with pytest.raises(ConfigError, match="unknown method 'ag_c'.*source_only.*upper_bound"):
         method_builder("ag_c")
     with pytest.raises(ValueError, match="known methods"):
-        method_anchoring("ag_c", toy_corpus(), toy_corpus(), _ag(), False, torch.device("cpu"))
+        method_anchoring(
+            "ag_c", toy_corpus(), toy_corpus(), _ag(), False, torch.device("cpu"), AgccParams()
+        )
 
 
 def _ag(**kw: object) -> AGInfo:
@@ -134,7 +137,8 @@ def _ag(**kw: object) -> AGInfo:
 def test_each_method_gets_its_anchoring() -> None:
     src, tgt, cpu = toy_corpus("a", 1), toy_corpus("b", 2), torch.device("cpu")
     ag = _ag(vowel_distance=np.ones((6, 6)))
-    kinds = {m: method_anchoring(m, src, tgt, ag, True, cpu) for m in METHODS}
+    tp = TrainParams()
+    kinds = {m: method_anchoring(m, src, tgt, ag, True, cpu, tp.hyper(m)) for m in METHODS}
     assert {m: a.kind for m, a in kinds.items()} == {
         "source_only": "none",
         "pa_cc": "triplet",
@@ -147,8 +151,22 @@ def test_each_method_gets_its_anchoring() -> None:
     assert kinds["hard_ag"].distance.shape == (6, 6) and kinds["ag_cc"].group == "cluster"
     assert kinds["ag_cc"].common.dtype == torch.bool and kinds["ag_cc"].common.shape == (3,)
     assert [m for m, a in kinds.items() if a.oracle] == list(TRIPLET_METHODS)
+    assert all(a.hyper is tp.hyper(m) for m, a in kinds.items())  # each method's own section
+    assert kinds["la_cc"].param("top_m") == 2 and kinds["ag_cc"].param("beta") == 0.2
+
+
+def test_a_method_needs_its_own_section() -> None:
+    src, tgt, cpu = toy_corpus("a", 1), toy_corpus("b", 2), torch.device("cpu")
+    with pytest.raises(ConfigError, match=r"'ag_cc' needs its train.ag_cc section.*PaccParams"):
+        method_anchoring("ag_cc", src, tgt, _ag(), False, cpu, PaccParams())
+    with pytest.raises(ConfigError, match="train.la_cc section.*got none"):
+        method_anchoring("la_cc", src, tgt, _ag(), False, cpu, None)
+    with pytest.raises(ConfigError, match="needs 'beta'"):
+        Anchoring("triplet", "cluster", hyper=PaccParams()).param("beta")
 
 
 def test_hard_ag_without_vowel_distances_is_an_error() -> None:
     with pytest.raises(ValueError, match="vowel_distance"):
-        method_anchoring("hard_ag", toy_corpus(), toy_corpus(), _ag(), False, torch.device("cpu"))
+        method_anchoring(
+            "hard_ag", toy_corpus(), toy_corpus(), _ag(), False, torch.device("cpu"), HardAgParams()
+        )

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from agcc.io.checkpoint import load_checkpoint, save_checkpoint
-from agcc.params import TrainParams
+from agcc.params import PaccParams, TrainParams
 from agcc.training.anchoring import Anchoring
 from agcc.training.trainer import build_model, fit, input_stats, model_config, predict
 from tests.unit.training_toy import toy_corpus
@@ -48,7 +48,7 @@ def _train(seed: int, anchoring: Anchoring, tp: TrainParams = TP, **kw: object) 
 
 
 def test_same_seed_same_history_and_weights() -> None:
-    a = Anchoring("triplet", "vowel")
+    a = Anchoring("triplet", "vowel", hyper=PaccParams())
     m1, r1, _ = _train(1, a)
     m2, r2, _ = _train(1, a)
     assert r1.history == r2.history and len(r1.history) == 2
@@ -67,7 +67,7 @@ def test_loss_falls_on_separable_data() -> None:
 
 
 def test_on_epoch_sees_each_epoch_and_history_records_it() -> None:
-    _, result, seen = _train(0, Anchoring("triplet", "vowel"))
+    _, result, seen = _train(0, Anchoring("triplet", "vowel", hyper=PaccParams()))
     assert [e for e, _ in seen] == [1, 2]
     assert {"loss_er", "loss_anchor", "n_triplets", "labelled_share", "val_uar"} <= set(seen[0][1])
     assert [h["epoch"] for h in result.history] == [1, 2]
@@ -100,3 +100,11 @@ def test_bad_checkpoints_are_clear_errors(tmp_path: Path) -> None:
     torch.save({"weights": 1}, tmp_path / "x.pt")
     with pytest.raises(ValueError, match="not an agcc checkpoint"):
         load_checkpoint(tmp_path / "x.pt")
+
+
+def test_gamma_comes_from_the_methods_section_on_the_anchoring() -> None:
+    no_anchor = Anchoring("triplet", "vowel", hyper=PaccParams(gamma=0.0))
+    _, r0, _ = _train(1, no_anchor)
+    _, r1, _ = _train(1, Anchoring("triplet", "vowel", hyper=PaccParams(gamma=1.0)))
+    assert r0.history != r1.history  # the anchoring term's weight is the section's gamma
+    assert Anchoring("none").gamma == 0.0

@@ -71,22 +71,36 @@ def test_best_params_file_holds_schema_keys_that_validate(tmp_path: Path) -> Non
     assert text.startswith("# objective = UAR on the target DEV split (disjoint from test)")
     applied = yaml.safe_load(text)
     assert applied == {
-        "train.gamma": 0.812346,
-        "train.alpha": 0.25,
-        "train.beta": 0.5,
+        "train.ag_cc.gamma": 0.812346,
+        "train.ag_cc.alpha": 0.25,
+        "train.ag_cc.beta": 0.5,
         "cluster.k": 12,
     }
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     for key, value in applied.items():  # what `dvc exp run -S key=value` does to params.yaml
-        section, name = key.split(".")
-        assert name in raw[section]
-        raw[section][name] = value
+        *path, name = key.split(".")
+        node = raw
+        for part in path:
+            node = node[part]
+        assert name in node
+        node[name] = value
     p = Params.model_validate(raw)
-    assert (p.train.gamma, p.cluster.k) == (0.812346, 12)
+    assert (p.train.ag_cc.gamma, p.train.ag_cc.beta, p.cluster.k) == (0.812346, 0.5, 12)
+    assert p.train.pa_cc.alpha == 0.3 and p.train.hard_ag.beta == 0.2  # other methods untouched
     cmd = tune.exp_run_command(best)
     assert cmd == (
-        "dvc exp run -S train.gamma=0.812346 -S train.alpha=0.25 -S train.beta=0.5 -S cluster.k=12"
+        "dvc exp run -S train.ag_cc.gamma=0.812346 -S train.ag_cc.alpha=0.25 "
+        "-S train.ag_cc.beta=0.5 -S cluster.k=12"
     )
+
+
+def test_a_trial_changes_only_ag_ccs_own_section() -> None:
+    from agcc.params import TrainParams
+
+    tp = TrainParams()
+    section = tune.trial_section(tp, {"gamma": 2.0, "alpha": 0.1, "beta": 0.7, "k": 8})
+    assert (section.gamma, section.alpha, section.beta) == (2.0, 0.1, 0.7)
+    assert tp.ag_cc.gamma == 1.0 and type(section) is type(tp.ag_cc)
 
 
 def test_interrupted_trials_do_not_count_failed_ones_do(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
-"""Train outputs read by evaluate: runs.csv (one row per training run) and predictions.csv.
+"""Train outputs read by evaluate: each method's runs.csv and its predictions files.
 
-predictions.csv: utt_id, true, pred, prob_<emotion> per emotion (rounded to 6 decimals), one row
-per target test utterance. A run's folder is <source>_to_<target>/<method>[_ORACLE]/seed<k>.
+Each train stage ``train@<method>`` writes ``<train_dir>/<method>/runs.csv``: one row per
+(trained model, target it is tested on), with :data:`RUN_COLUMNS` and the predictions path
+relative to the method's folder. predictions_<target>.csv: utt_id, true, pred, prob_<emotion>
+per emotion (rounded to 6 decimals), one row per target test utterance.
 """
 
 from __future__ import annotations
@@ -22,22 +24,35 @@ ORACLE_SUFFIX = "_ORACLE"
 RUN_COLUMNS = ("direction", "source", "target", "method", "oracle", "seed", "status", "predictions")
 
 
-def load_runs(train_dir: Path) -> pd.DataFrame:
-    """The finished runs of ``runs.csv`` (failed ones are left out with a warning)."""
-    path = train_dir / "runs.csv"
+def _read_method_runs(train_dir: Path, method: str) -> pd.DataFrame:
+    """One method stage's runs.csv with its prediction paths made relative to ``train_dir``."""
+    path = train_dir / method / "runs.csv"
     if not path.is_file():
-        raise MissingInputError(f"{path}: no such file; run the train stage first")
+        raise MissingInputError(f"{path}: no such file; run the train@{method} stage first")
     runs = pd.read_csv(path, keep_default_na=False, dtype={"seed": int})
     missing = [c for c in RUN_COLUMNS if c not in runs.columns]
     if missing:
         raise DataError(f"{path}: missing columns {missing}")
     runs["oracle"] = runs["oracle"].astype(str).str.lower() == "true"
+    runs["predictions"] = [f"{method}/{p}" if p else p for p in runs["predictions"]]
     failed = runs[runs["status"] != "FINISHED"]
     if len(failed):
         log.warning("%s: leaving out %d runs that did not finish", path, len(failed))
-    runs = runs[runs["status"] == "FINISHED"].reset_index(drop=True)
+    return runs[runs["status"] == "FINISHED"]
+
+
+def load_runs(train_dir: Path, methods: tuple[str, ...]) -> pd.DataFrame:
+    """The finished runs of ``methods`` from each method's ``<train_dir>/<method>/runs.csv``.
+
+    upper_bound rows come from source_only's runs.csv (the same models); failed runs are left
+    out with a warning. Prediction paths are returned relative to ``train_dir``.
+    """
+    trained = list(dict.fromkeys("source_only" if m == "upper_bound" else m for m in methods))
+    frames = [_read_method_runs(train_dir, m) for m in trained]
+    runs = pd.concat(frames, ignore_index=True)
+    runs = runs[runs["method"].isin(methods)].reset_index(drop=True)
     if runs.empty:
-        raise DataError(f"{path}: no finished run to evaluate")
+        raise DataError(f"{train_dir}: no finished run of {list(methods)} to evaluate")
     return runs
 
 

@@ -1,4 +1,7 @@
-"""Stage ``evaluate``: the paper's Table II from the train stage's predictions.
+"""Stage ``evaluate``: the paper's Table II from the train stages' predictions.
+
+Reads ``<train>/<method>/runs.csv`` of every method of ``train.methods`` (and the upper_bound
+rows of source_only's, with ``train.upper_bound``).
 
 docs/method.md section 8. For every method and direction (and the upper bounds, labelled
 target->target as the paper's C->C / I->I rows), on the target test split:
@@ -43,8 +46,18 @@ from agcc.tables import (
 log = logging.getLogger(__name__)
 
 
-def run(train_dir: Path, ep: EvaluateParams, base: BaseParams, out_dir: Path) -> pd.DataFrame:
-    """Table II from ``train_dir`` into ``out_dir``; returns the table."""
+def run(
+    train_dir: Path,
+    methods: tuple[str, ...],
+    ep: EvaluateParams,
+    base: BaseParams,
+    out_dir: Path,
+) -> pd.DataFrame:
+    """Table II of ``methods`` from ``train_dir/<method>/runs.csv`` into ``out_dir``.
+
+    ``methods`` are :meth:`agcc.params.TrainParams.table_methods` (upper_bound rows are read from
+    source_only's runs). Returns the table.
+    """
     if ep.binary_models:
         raise ConfigError(
             "evaluate.binary_models=true: dedicated binary (one-vs-rest) models are not "
@@ -56,9 +69,10 @@ def run(train_dir: Path, ep: EvaluateParams, base: BaseParams, out_dir: Path) ->
         "seed": base.seed,
         "emotions": base.emotions,
         "train_dir": str(train_dir),
+        "methods": list(methods),
     }
     with tracking.stage_run("evaluate", params=params, metrics_path=out_dir / "metrics.json") as st:
-        runs = load_runs(train_dir)
+        runs = load_runs(train_dir, methods)
         log.info("scoring %d runs from %s", len(runs), train_dir)
         scores, preds = score_runs(runs, train_dir, base.emotions)
         t2 = table2(scores, base.emotions)

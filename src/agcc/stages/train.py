@@ -1,21 +1,35 @@
-"""Stage ``train``: the SER model with AG anchoring and every baseline (docs/method.md section 7).
+"""Stage ``train``: one method's SER models, AG anchoring or a baseline (docs/method.md section 7).
 
-The grid is ``train.methods`` x ``train.directions`` x ``train.seeds``; one run trains one
-:class:`agcc.models.SERModel` and predicts the direction's target TEST split. All methods share
-one trainer (:mod:`agcc.training.trainer`), and a seed gives every method the same initial
-weights; how each method anchors the corpora is :mod:`agcc.training.anchoring`, the batches are
-:mod:`agcc.training.batches`. ``upper_bound`` trains within the direction's target corpus
-(target train, early stopping on target val), the paper's C->C / I->I rows. ``train.oracle``
-gives the triplet methods the true target labels: analysis only, and such runs say ORACLE in
-their name, MLflow tags, folders and Table II rows.
+``agcc train --method M`` trains ONE method of ``train.methods`` (the DVC stage ``train@M``), so
+a method's own hyperparameters (``train.M``) are dependencies of its runs only. One run trains
+one :class:`agcc.models.SERModel`, once per (model, seed), and predicts the TEST split of every
+target it serves:
 
-Outputs under ``out_dir``: ``<source>_to_<target>/<method>[_ORACLE]/seed<k>/`` with
-predictions.csv (utt_id, true, pred, prob_<emotion>...), model.pt
-(:func:`agcc.io.checkpoint.load_checkpoint`), history.csv (per-epoch losses and validation UAR)
-and confusion.png; runs.csv (one row per run) and skips.csv. Utterances without features are
-skipped and counted (the stage fails loudly above ``base.max_skip_share`` before training);
-NaN/inf features, a class missing from a training split and stale segments or clusters are
-errors naming the file.
+* anchored methods (pa_cc, hard_ag, la_cc, ag_cc): one model per (direction, seed), trained on
+  the labelled source with the unlabelled target, tested on the direction's target;
+* ``source_only``: one model per (corpus, seed) for every source of ``train.directions`` (plus
+  every target with ``train.upper_bound``), trained on that corpus alone, tested on the target
+  of each direction it is the source of (rows ``source_only``) and, with ``train.upper_bound``,
+  on its own corpus (rows ``upper_bound``, source = target: the paper's C->C / I->I rows). The
+  upper bound is therefore the same checkpoint as the source_only model of that corpus, never a
+  second training.
+
+All methods share one trainer (:mod:`agcc.training.trainer`) and a seed gives every method the
+same initial weights; how each method anchors is :mod:`agcc.training.anchoring`, with the
+method's section travelling on its :class:`~agcc.training.anchoring.Anchoring`.
+``train.oracle`` gives the triplet methods the true target labels: analysis only, and such runs
+say ORACLE in their name, MLflow tags, folders and Table II rows.
+
+Outputs under ``out_dir`` (``data/train/<method>``): ``runs/<key>[_ORACLE]/seed<k>/`` with
+model.pt (:func:`agcc.io.checkpoint.load_checkpoint`), history.csv (per-epoch losses and
+validation UAR) and per served target predictions_<target>.csv (utt_id, true, pred,
+prob_<emotion>...) and confusion_<target>.png, where ``<key>`` is ``<source>_to_<target>`` for
+anchored methods and the corpus for source_only; runs.csv (one row per served target, with the
+columns of :data:`agcc.io.predictions.RUN_COLUMNS`; paths relative to ``out_dir``), skips.csv
+and metrics.json (mean test UAR per direction; no wall-clock time, which goes to MLflow).
+Utterances without features are skipped and counted (the stage fails loudly above
+``base.max_skip_share`` before training); NaN/inf features, a class missing from a training
+split and stale segments or clusters are errors naming the file.
 """
 
 from __future__ import annotations
@@ -26,7 +40,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
@@ -34,6 +47,7 @@ from tqdm import tqdm
 
 from agcc import tracking
 from agcc.devices import resolve_device
+from agcc.errors import ConfigError
 from agcc.figures import plot_confusion
 from agcc.io.checkpoint import save_checkpoint
 from agcc.io.cluster_model import load_model
@@ -65,62 +79,100 @@ from agcc.training.trainer import (
 
 log = logging.getLogger(__name__)
 
+#: Folder of the run folders inside a method's output folder.
+RUNS_DIR = "runs"
+
 
 # ---------------------------------------------------------------------------------------------
-# The grid
+# The runs of one method
+
+
+@dataclass(frozen=True)
+class Served:
+    """One target a trained model is tested on: a runs.csv row (method, source, target)."""
+
+    method: str  # the row's method: the trained method, or upper_bound for source_only
+    source: str
+    target: str
+
+    @property
+    def direction(self) -> str:
+        """``<source>_to_<target>`` (``<c>_to_<c>`` for an upper bound)."""
+        return f"{self.source}_to_{self.target}"
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run of the grid: a method in a direction with a seed."""
+    """One trained model: a method on a training corpus (anchored: to a target) with a seed."""
 
     method: str
-    source: str
-    target: str
+    source: str  # the labelled training corpus
+    target: str | None  # anchored methods: the direction's target; source_only: None
     seed: int
     oracle: bool = False  # true target labels for the anchors (analysis only)
-
-    @property
-    def direction(self) -> str:
-        """Folder name of the direction, ``<source>_to_<target>``."""
-        return f"{self.source}_to_{self.target}"
+    serves: tuple[Served, ...] = ()
 
     @property
     def method_dir(self) -> str:
-        """The method's folder name, with ``_ORACLE`` when true target labels were used."""
+        """The method's key, with ``_ORACLE`` when true target labels were used."""
         return self.method + (ORACLE_SUFFIX if self.oracle else "")
 
     @property
-    def name(self) -> str:
-        """Run name, e.g. ``ag_cc:demo_crema->demo_improv:seed1``."""
-        return f"{self.method_dir}:{self.source}->{self.target}:seed{self.seed}"
+    def key(self) -> str:
+        """``<source>_to_<target>`` for an anchored run, the corpus for source_only."""
+        return self.source if self.target is None else f"{self.source}_to_{self.target}"
 
     @property
-    def train_corpus(self) -> str:
-        """The labelled training corpus: the target for upper_bound, else the source."""
-        return self.target if self.method == "upper_bound" else self.source
+    def name(self) -> str:
+        """Run name, e.g. ``ag_cc:demo_crema->demo_improv:seed1`` or ``source_only:c:seed1``."""
+        where = self.source if self.target is None else f"{self.source}->{self.target}"
+        return f"{self.method_dir}:{where}:seed{self.seed}"
 
     def folder(self, out_dir: Path) -> Path:
-        """``out_dir/<direction>/<method>[_ORACLE]/seed<k>``."""
-        return out_dir / self.direction / self.method_dir / f"seed{self.seed}"
+        """``out_dir/runs/<key>[_ORACLE]/seed<k>``."""
+        suffix = ORACLE_SUFFIX if self.oracle else ""
+        return out_dir / RUNS_DIR / f"{self.key}{suffix}" / f"seed{self.seed}"
 
 
-def grid(tp: TrainParams) -> list[RunSpec]:
-    """Every method x direction x seed of the params, directions outermost."""
+def source_only_corpora(tp: TrainParams) -> list[str]:
+    """Corpora source_only trains on: every source, plus every target with upper_bound."""
+    names = [s for s, _ in tp.directions]
+    if tp.upper_bound:
+        names += [t for _, t in tp.directions]
+    return list(dict.fromkeys(names))
+
+
+def _source_only_serves(tp: TrainParams, corpus: str) -> tuple[Served, ...]:
+    """The targets of a corpus's source_only model: its directions' targets and itself (ub)."""
+    serves = [Served("source_only", s, t) for s, t in tp.directions if s == corpus]
+    if tp.upper_bound:
+        serves.append(Served("upper_bound", corpus, corpus))
+    return tuple(serves)
+
+
+def method_runs(tp: TrainParams, method: str) -> list[RunSpec]:
+    """The models of one method: per (corpus, seed) for source_only, else per (direction, seed)."""
+    tp.check_method(method)
+    if method == "source_only":
+        return [
+            RunSpec(method, c, None, seed, serves=_source_only_serves(tp, c))
+            for c in source_only_corpora(tp)
+            for seed in tp.seeds
+        ]
+    oracle = tp.oracle and method in TRIPLET_METHODS
     return [
-        RunSpec(m, s, t, seed, oracle=tp.oracle and m in TRIPLET_METHODS)
+        RunSpec(method, s, t, seed, oracle, (Served(method, s, t),))
         for s, t in tp.directions
-        for m in tp.methods
         for seed in tp.seeds
     ]
 
 
 @dataclass
-class GridContext:
-    """Everything the runs of a grid share."""
+class MethodContext:
+    """Everything the runs of one method share."""
 
     data: dict[str, CorpusData]
-    anchorings: dict[tuple[str, str, str], Anchoring]  # (method, source, target)
+    anchorings: dict[tuple[str, str | None], Anchoring]  # (source, target or None)
     config: SERConfig
     tp: TrainParams
     emotions: tuple[str, ...]
@@ -136,16 +188,18 @@ class GridContext:
 
 
 def _layer_anchoring(
-    spec: RunSpec, ctx: GridContext, model: SERModel, child: tracking.StageRun
+    spec: RunSpec, ctx: MethodContext, model: SERModel, child: tracking.StageRun
 ) -> Anchoring:
     """la_cc: the run's anchored layers, chosen on the fresh model; similarities logged."""
-    src, tgt = ctx.data[spec.train_corpus], ctx.data[spec.target]
-    layers, sims = choose_layers(model, src, tgt, ctx.tp, spec.seed)
+    src, tgt = ctx.data[spec.source], ctx.data[spec.target]
+    anchoring = ctx.anchorings[(spec.source, spec.target)]
+    top_m = int(anchoring.param("top_m"))
+    layers, sims = choose_layers(model, src, tgt, ctx.tp, spec.seed, top_m)
     child.log_metrics({f"layer_similarity.{i}": s for i, s in enumerate(sims)})
     log.info(
         "%s: anchored layers %s (similarity %s)", spec.name, layers, [round(s, 3) for s in sims]
     )
-    return Anchoring("coral", layers=layers)
+    return Anchoring("coral", layers=layers, hyper=anchoring.hyper)
 
 
 def _epoch_reporter(child: tracking.StageRun, bar: tqdm) -> EpochCallback:
@@ -160,93 +214,114 @@ def _epoch_reporter(child: tracking.StageRun, bar: tqdm) -> EpochCallback:
     return on_epoch
 
 
-def train_one(spec: RunSpec, ctx: GridContext, child: tracking.StageRun) -> dict:
-    """Train, early-stop, predict the target test split, write and log the run's outputs."""
-    model = build_model(ctx.config, spec.seed, ctx.input_stats(spec.train_corpus), ctx.device)
-    src, tgt = ctx.data[spec.train_corpus], ctx.data[spec.target]
-    anchoring = ctx.anchorings[(spec.method, spec.source, spec.target)]
+def train_one(spec: RunSpec, ctx: MethodContext, child: tracking.StageRun) -> list[dict]:
+    """Train and early-stop one model, predict every served target, write and log the outputs."""
+    model = build_model(ctx.config, spec.seed, ctx.input_stats(spec.source), ctx.device)
+    src = ctx.data[spec.source]
+    anchoring = ctx.anchorings[(spec.source, spec.target)]
     if anchoring.kind == "coral":
         anchoring = _layer_anchoring(spec, ctx, model, child)
-    second = tgt if anchoring.kind != "none" else None
+    second = ctx.data[spec.target] if anchoring.kind != "none" else None
     with tqdm(total=ctx.tp.max_epochs, desc="epochs", leave=False) as bar:
         result = fit(model, src, second, anchoring, ctx.tp, spec.seed, _epoch_reporter(child, bar))
-    probs = predict(model, tgt, tgt.rows("test"), 2 * ctx.tp.batch_size)
-    return _write_run(spec, ctx, child, model, result, probs, anchoring)
-
-
-def _write_run(
-    spec: RunSpec,
-    ctx: GridContext,
-    child: tracking.StageRun,
-    model: SERModel,
-    result: FitResult,
-    probs: np.ndarray,
-    anchoring: Anchoring,
-) -> dict:
-    """predictions.csv, model.pt, history.csv and confusion.png of a run; its runs.csv row."""
-    folder, tgt = spec.folder(ctx.out_dir), ctx.data[spec.target]
-    test = tgt.rows("test")
-    write_predictions(
-        folder / "predictions.csv", tgt.utt_ids[test], tgt.labels[test], probs, ctx.emotions
-    )
+    folder = spec.folder(ctx.out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(result.history).to_csv(folder / "history.csv", index=False)
     meta = asdict(spec) | {
+        "serves": [asdict(s) for s in spec.serves],
         "emotions": list(ctx.emotions),
         "best_epoch": result.best_epoch,
         "anchored_layers": list(anchoring.layers),
+        "hyper": anchoring.hyper.model_dump() if anchoring.hyper is not None else {},
     }
-    ckpt = save_checkpoint(folder / "model.pt", model, meta)
+    child.log_artifact(save_checkpoint(folder / "model.pt", model, meta))
+    child.log_metrics({"best_val_uar": result.best_val_uar, "best_epoch": result.best_epoch})
+    tested = {t: _test_target(spec, ctx, child, model, t) for t in _targets(spec)}
+    return [_row(spec, ctx, served, result, tested[served.target]) for served in spec.serves]
+
+
+def _targets(spec: RunSpec) -> list[str]:
+    """The distinct targets a run is tested on, in order."""
+    return list(dict.fromkeys(s.target for s in spec.serves))
+
+
+def _test_target(
+    spec: RunSpec, ctx: MethodContext, child: tracking.StageRun, model: SERModel, target: str
+) -> tuple[float, Path]:
+    """predictions_<target>.csv and confusion_<target>.png of one target's test split."""
+    tgt, folder = ctx.data[target], spec.folder(ctx.out_dir)
+    test = tgt.rows("test")
+    probs = predict(model, tgt, test, 2 * ctx.tp.batch_size)
+    path = folder / f"predictions_{target}.csv"
+    write_predictions(path, tgt.utt_ids[test], tgt.labels[test], probs, ctx.emotions)
     n = len(ctx.emotions)
-    cm = confusion_matrix(tgt.labels[test], probs.argmax(axis=1), n)
-    test_uar = uar(tgt.labels[test], probs.argmax(axis=1), n)
-    fig = plot_confusion(cm, ctx.emotions, f"{spec.name}: test UAR {test_uar:.3f}")
-    fig.savefig(folder / "confusion.png", dpi=100)
-    for path in (folder / "confusion.png", ckpt):
-        child.log_artifact(path)
-    child.log_metrics(
-        {"test_uar": test_uar, "best_val_uar": result.best_val_uar, "best_epoch": result.best_epoch}
-    )
-    return asdict(spec) | {
-        "direction": spec.direction,
-        "method_dir": spec.method_dir,
-        "status": "FINISHED",
+    pred = probs.argmax(axis=1)
+    test_uar = uar(tgt.labels[test], pred, n)
+    cm = confusion_matrix(tgt.labels[test], pred, n)
+    fig = plot_confusion(cm, ctx.emotions, f"{spec.name} on {target}: test UAR {test_uar:.3f}")
+    fig.savefig(folder / f"confusion_{target}.png", dpi=100)
+    child.log_artifact(folder / f"confusion_{target}.png")
+    child.log_metrics({f"test_uar.{target}": test_uar})
+    return test_uar, path
+
+
+def _row(
+    spec: RunSpec, ctx: MethodContext, served: Served, result: FitResult, tested: tuple
+) -> dict:
+    """The runs.csv row of one served target of a finished run."""
+    test_uar, path = tested
+    return _base_row(spec, served, "FINISHED") | {
         "best_epoch": result.best_epoch,
         "epochs": len(result.history),
         "val_uar": result.best_val_uar,
         "test_uar": test_uar,
-        "predictions": str((folder / "predictions.csv").relative_to(ctx.out_dir)),
+        "predictions": str(path.relative_to(ctx.out_dir)),
+        "checkpoint": str((spec.folder(ctx.out_dir) / "model.pt").relative_to(ctx.out_dir)),
     }
 
 
-def run_grid(
-    specs: list[RunSpec], ctx: GridContext, stage: tracking.StageRun
+def _base_row(spec: RunSpec, served: Served, status: str) -> dict:
+    """The columns every runs.csv row has, finished or not."""
+    oracle = spec.oracle and served.method == spec.method
+    return {
+        "direction": served.direction,
+        "source": served.source,
+        "target": served.target,
+        "method": served.method,
+        "oracle": oracle,
+        "method_dir": served.method + (ORACLE_SUFFIX if oracle else ""),
+        "seed": spec.seed,
+        "model": spec.name,
+        "status": status,
+    }
+
+
+def run_method(
+    specs: list[RunSpec], ctx: MethodContext, stage: tracking.StageRun
 ) -> tuple[list[dict], list[str]]:
-    """Every run as a nested MLflow run; a failed run is recorded and the others go on."""
+    """Every model as a nested MLflow run; a failed run is recorded and the others go on."""
     rows, failed = [], []
     for spec in tqdm(specs, desc="train runs"):
         t0 = time.perf_counter()
-        params = asdict(spec) | {"direction": spec.direction, "train": ctx.tp.model_dump()}
+        params = asdict(spec) | {"train": ctx.tp.model_dump()}
         try:
             with stage.child(spec.name, params) as child:
                 child.set_tags(
                     {
                         "method": spec.method_dir,
-                        "direction": spec.direction,
+                        "train_corpus": spec.source,
+                        "targets": " ".join(_targets(spec)),
                         "oracle": "ORACLE" if spec.oracle else "no",
                     }
                 )
-                row = train_one(spec, ctx, child)
+                new = train_one(spec, ctx, child)
                 child.log_metrics({"seconds": time.perf_counter() - t0})
-        except Exception:  # one broken run must not stop the grid; the stage fails at the end
+        except Exception:  # one broken run must not stop the others; the stage fails at the end
             log.exception("train run %s failed", spec.name)
             failed.append(spec.name)
-            row = asdict(spec) | {
-                "direction": spec.direction,
-                "method_dir": spec.method_dir,
-                "status": "FAILED",
-            }
-        rows.append(row)  # no wall-clock time in DVC outputs: it goes to MLflow only
-        log.info("%s: %s in %.1f s", spec.name, row["status"], time.perf_counter() - t0)
+            new = [_base_row(spec, served, "FAILED") for served in spec.serves]
+        rows += new  # no wall-clock time in DVC outputs: it goes to MLflow only
+        log.info("%s: %s in %.1f s", spec.name, new[0]["status"], time.perf_counter() - t0)
     return rows, failed
 
 
@@ -255,47 +330,71 @@ def run_grid(
 
 
 def load_inputs(
-    inputs: Inputs, tp: TrainParams, base: BaseParams, skips: SkipReport, threshold: float
+    inputs: Inputs,
+    tp: TrainParams,
+    method: str,
+    base: BaseParams,
+    skips: SkipReport,
+    threshold: float,
 ) -> tuple[dict[str, CorpusData], AGInfo]:
-    """Every corpus of the directions, checked; and the AG model's k, distances and gamma."""
+    """Every corpus of the directions, checked for ``method``; the AG model's k and distances."""
     model = load_model(inputs.cluster_dir / "model.npz")
+    checked = (method, "upper_bound") if method == "source_only" and tp.upper_bound else (method,)
     data = load_directions(
-        inputs, tp.directions, tp.methods, model.k, base.emotions, skips, base.max_skip_share
+        inputs, tp.directions, checked, model.k, base.emotions, skips, base.max_skip_share
     )
     return data, AGInfo.of(model, threshold)
 
 
-def build_context(
-    data: dict[str, CorpusData], ag: AGInfo, tp: TrainParams, base: BaseParams, out_dir: Path
-) -> GridContext:
-    """Anchorings of every method and direction, the model config and the device."""
-    device = resolve_device(tp.device, "train.device")
-    anchorings, vowel_d = {}, {}
+def _anchorings(
+    method: str,
+    data: dict[str, CorpusData],
+    ag: AGInfo,
+    tp: TrainParams,
+    seed: int,
+    device: torch.device,
+) -> dict[tuple[str, str | None], Anchoring]:
+    """The method's anchoring per (source, target): one per corpus (no target) for source_only."""
+    hyper = tp.hyper(method)
+    if method == "source_only":
+        return {
+            (c, None): method_anchoring(method, data[c], data[c], ag, False, device, hyper)
+            for c in source_only_corpora(tp)
+        }
+    out, vowel_d = {}, {}
     for src, tgt in tp.directions:
         pair = tuple(sorted((src, tgt)))
-        if "hard_ag" in tp.methods and pair not in vowel_d:
+        if method == "hard_ag" and pair not in vowel_d:
             log.info("hard_ag: per-vowel barycentres of %s and %s", *pair)
-            vowel_d[pair] = vowel_distance(
-                [data[c] for c in pair], ag.gamma, base.seed, str(device)
-            )
+            vowel_d[pair] = vowel_distance([data[c] for c in pair], ag.gamma, seed, str(device))
         direction_ag = dataclasses.replace(ag, vowel_distance=vowel_d.get(pair))
-        for m in tp.methods:
-            anchorings[(m, src, tgt)] = method_anchoring(
-                m, data[src], data[tgt], direction_ag, tp.oracle, device
-            )
+        out[(src, tgt)] = method_anchoring(
+            method, data[src], data[tgt], direction_ag, tp.oracle, device, hyper
+        )
+    return out
+
+
+def build_context(
+    method: str,
+    data: dict[str, CorpusData],
+    ag: AGInfo,
+    tp: TrainParams,
+    base: BaseParams,
+    out_dir: Path,
+) -> MethodContext:
+    """The method's anchorings, the model config and the device."""
+    device = resolve_device(tp.device, "train.device")
+    anchorings = _anchorings(method, data, ag, tp, base.seed, device)
     shape = next(iter(data.values())).frames.shape[1:]
     config = model_config(tp, shape, len(base.emotions))
-    return GridContext(data, anchorings, config, tp, base.emotions, device, out_dir)
+    return MethodContext(data, anchorings, config, tp, base.emotions, device, out_dir)
 
 
-def _summary(rows: list[dict]) -> dict[str, float]:
-    """Stage metrics: runs, failures and mean test UAR per direction and method."""
+def _summary(rows: list[dict], n_models: int, n_failed: int) -> dict[str, float]:
+    """Stage metrics: models, failures and mean test UAR per direction and method."""
     frame = pd.DataFrame(rows)
     ok = frame[frame["status"] == "FINISHED"]
-    metrics = {
-        "n_runs": len(frame),
-        "n_failed": int((frame["status"] == "FAILED").sum()),
-    }
+    metrics = {"n_models": n_models, "n_failed": n_failed}
     for (direction, method), part in ok.groupby(["direction", "method_dir"], sort=False):
         metrics[f"test_uar.{direction}.{method}"] = round(float(part["test_uar"].mean()), 4)
     return metrics
@@ -303,15 +402,18 @@ def _summary(rows: list[dict]) -> dict[str, float]:
 
 def run(
     inputs: Inputs,
+    method: str,
     tp: TrainParams,
     base: BaseParams,
     common_threshold: float,
     out_dir: Path,
-    metrics_path: Path | None = None,
 ) -> pd.DataFrame:
-    """Train the whole grid; write every run's outputs and ``runs.csv``; return the runs table."""
+    """Train one method's models; write their outputs, runs.csv and metrics.json; return runs."""
     out_dir = Path(out_dir)
+    specs = method_runs(tp, method)  # unknown or unlisted method: ConfigError before any work
     params = {
+        "method": method,
+        "hyper": tp.hyper(method).model_dump(),
         "train": tp.model_dump(),
         "emotions": base.emotions,
         "seed": base.seed,
@@ -320,26 +422,51 @@ def run(
     with tracking.stage_run(
         "train",
         params=params,
-        metrics_path=metrics_path,
+        corpus=method,
+        metrics_path=out_dir / "metrics.json",
         skips_path=out_dir / "skips.csv",
         max_skip_share=base.max_skip_share,
     ) as st:
-        log.info("loading features, manifests, segments and AG clusters")
-        data, ag = load_inputs(inputs, tp, base, st.skips, common_threshold)
-        ctx = build_context(data, ag, tp, base, out_dir)
+        st.tags |= {"corpus": "", "method": method}  # nested runs inherit these tags
+        st.set_tags(st.tags)
+        log.info("%s: loading features, manifests, segments and AG clusters", method)
+        data, ag = load_inputs(inputs, tp, method, base, st.skips, common_threshold)
+        ctx = build_context(method, data, ag, tp, base, out_dir)
         configure_threads(ctx.device)
-        specs = grid(tp)
         log.info(
-            "training %d runs on %s (%d threads)", len(specs), ctx.device, torch.get_num_threads()
+            "%s: training %d models on %s (%d threads)",
+            method,
+            len(specs),
+            ctx.device,
+            torch.get_num_threads(),
         )
-        rows, failed = run_grid(specs, ctx, st)
-        runs = pd.DataFrame(rows)
-        runs.to_csv(out_dir / "runs.csv", index=False)
-        st.log_artifact(out_dir / "runs.csv")
-        st.metrics |= _summary(rows)
-        if failed:
-            raise RuntimeError(
-                f"{len(failed)} of {len(specs)} train runs failed: {failed}; "
-                f"see the log and {out_dir / 'runs.csv'}"
-            )
+        runs = _finish_runs(specs, ctx, st, method)
     return runs
+
+
+def _finish_runs(
+    specs: list[RunSpec], ctx: MethodContext, st: tracking.StageRun, method: str
+) -> pd.DataFrame:
+    """Train every run, write runs.csv, set the metrics; fail when a run failed."""
+    rows, failed = run_method(specs, ctx, st)
+    runs = pd.DataFrame(rows)
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    runs.to_csv(ctx.out_dir / "runs.csv", index=False)
+    st.log_artifact(ctx.out_dir / "runs.csv")
+    st.metrics |= _summary(rows, len(specs), len(failed))
+    if failed:
+        raise RuntimeError(
+            f"{len(failed)} of {len(specs)} {method} train runs failed: {failed}; "
+            f"see the log and {ctx.out_dir / 'runs.csv'}"
+        )
+    return runs
+
+
+def check_method_name(method: str, tp: TrainParams) -> None:
+    """Fail with a ConfigError unless ``method`` is a known method listed in train.methods."""
+    if method == "upper_bound":
+        raise ConfigError(
+            "upper_bound is not trained on its own: it is the source_only stage's model of the "
+            "target corpus (train.upper_bound: true); run --method source_only"
+        )
+    tp.check_method(method)

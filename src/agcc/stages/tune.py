@@ -1,4 +1,4 @@
-"""``agcc tune``: an Optuna study over ag_cc's gamma, alpha, beta and the AG model's k.
+"""``agcc tune``: an Optuna study over train.ag_cc's gamma, alpha, beta and the AG model's k.
 
 objective = UAR on the target DEV split (disjoint from test): each trial trains ``ag_cc`` in
 ``tune.direction`` with the training library the train stage uses (:mod:`agcc.training`: model
@@ -68,9 +68,9 @@ SPACE_ATTR = "agcc_search_space"
 STORAGE_ATTEMPTS = 5
 #: Keys of ``params.yaml`` each searched value is applied to.
 PARAM_KEYS = {
-    "gamma": "train.gamma",
-    "alpha": "train.alpha",
-    "beta": "train.beta",
+    "gamma": "train.ag_cc.gamma",
+    "alpha": "train.ag_cc.alpha",
+    "beta": "train.ag_cc.beta",
     "k": "cluster.k",
 }
 
@@ -293,6 +293,7 @@ def load_context(
     tp = train.model_copy(
         update={
             "methods": ("ag_cc",),
+            "upper_bound": False,
             "directions": ((source, target),),
             "max_epochs": tune.max_epochs or train.max_epochs,
         }
@@ -353,10 +354,14 @@ def _trial_reporter(
 
 
 def train_trial(ctx: TuneContext, values: dict, trial: Any, child: tracking.StageRun) -> float:
-    """Train ag_cc with the trial's values once per seed; mean target dev UAR (pruned early)."""
-    tp = ctx.tp.model_copy(update={k: values[k] for k in ("gamma", "alpha", "beta")})
+    """Train ag_cc with the trial's values once per seed; mean target dev UAR (pruned early).
+
+    The trial's gamma, alpha and beta replace those of ag_cc's own section (``train.ag_cc``).
+    """
+    tp = ctx.tp
+    hyper = trial_section(tp, values)
     src, tgt, ag = corpora_for_k(ctx, values["k"])
-    anchoring = method_anchoring("ag_cc", src, tgt, ag, tp.oracle, ctx.device)
+    anchoring = method_anchoring("ag_cc", src, tgt, ag, tp.oracle, ctx.device, hyper)
     if ctx.stats is None:
         ctx.stats = input_stats(src, src.rows("train"))
     config = model_config(tp, src.frames.shape[1:], ctx.n_classes)
@@ -370,6 +375,11 @@ def train_trial(ctx: TuneContext, values: dict, trial: Any, child: tracking.Stag
             {f"dev_uar.seed{seed}": scores[-1], f"best_epoch.seed{seed}": result.best_epoch}
         )
     return float(np.mean(scores))
+
+
+def trial_section(tp: TrainParams, values: dict) -> Any:
+    """ag_cc's section (``train.ag_cc``) with a trial's searched values applied."""
+    return tp.hyper("ag_cc").model_copy(update={k: values[k] for k in ("gamma", "alpha", "beta")})
 
 
 def suggest(trial: Any, tp: TuneParams) -> dict:

@@ -9,7 +9,7 @@
 * ``la_cc`` (layer anchoring): L_ER + gamma * sum over anchored encoder layers of
   CORAL(source, target) on the pooled layer outputs. Before training, each layer's pooled
   outputs on a probe batch are compared with :func:`agcc.losses.layer_similarity` (linear CKA)
-  and the ``la_top_m`` MOST similar layers are anchored: as with AG-CC's common clusters and
+  and the ``top_m`` MOST similar layers are anchored: as with AG-CC's common clusters and
   PA-CC's shared vowels, an anchor is what the corpora already share, and aligning through it
   pulls the rest of the representation along.
 * ``ag_cc`` (the paper): anchors are target segments whose AG cluster is common (overlap o(i) >=
@@ -23,11 +23,14 @@ segments. An anchor's emotion is the pseudo-label of its utterance, the current 
 the same forward pass when its probability is at least ``pseudo_label_threshold`` (no gradient
 through the label), or the true label with ``train.oracle`` (analysis only).
 
-:data:`METHODS` is the one registry of methods; :func:`method_anchoring` looks a name up in it.
+:data:`METHODS` is the one registry of methods; :func:`method_anchoring` looks a name up in it
+and attaches the method's own hyperparameters (its ``train.<method>`` section: gamma, and alpha,
+beta or top_m where the method uses them) to the :class:`Anchoring` the trainer reads.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,7 +52,7 @@ from agcc.losses import (
 )
 from agcc.models import SERModel, pool_segments
 from agcc.overlap import cluster_shares, common_clusters, overlap
-from agcc.params import VOWELS, TrainParams
+from agcc.params import METHOD_SECTIONS, VOWELS, MethodParams, TrainParams
 from agcc.sdtw import centroid_series, pairwise_divergence
 from agcc.training.batches import Batch, make_batch
 from agcc.training.data import CorpusData
@@ -72,6 +75,21 @@ class Anchoring:
     common: Tensor | None = None  # (k,) bool: AG clusters whose target segments may anchor
     oracle: bool = False  # triplet: true target labels instead of pseudo-labels (analysis only)
     layers: tuple[int, ...] = ()  # coral: anchored encoder layers
+    hyper: MethodParams | None = None  # the method's train.<method> section (gamma, alpha...)
+
+    @property
+    def gamma(self) -> float:
+        """Weight of the anchoring loss: the section's gamma (0 for methods without one)."""
+        return float(getattr(self.hyper, "gamma", 0.0))
+
+    def param(self, name: str) -> float:
+        """A hyperparameter of the method's section; a ConfigError when the section lacks it."""
+        if not hasattr(self.hyper, name):
+            raise ConfigError(
+                f"{self.kind} anchoring needs {name!r} from its method's train section, got "
+                f"{type(self.hyper).__name__ if self.hyper is not None else 'no section'}"
+            )
+        return getattr(self.hyper, name)
 
 
 class _AGModelLike(Protocol):
@@ -235,9 +253,22 @@ def method_anchoring(
     ag: AGInfo,
     oracle: bool,
     device: torch.device,
+    hyper: MethodParams,
 ) -> Anchoring:
-    """The anchoring of a method in a direction (la_cc's layers are chosen per run)."""
-    return method_builder(method)(src, tgt, ag, oracle and method in TRIPLET_METHODS, device)
+    """The anchoring of a method in a direction with the method's own section ``hyper``.
+
+    la_cc's layers are chosen per run. ``hyper`` must be the method's ``train.<method>``
+    section (:meth:`agcc.params.TrainParams.hyper`); another section is a ConfigError.
+    """
+    builder = method_builder(method)
+    expected = METHOD_SECTIONS["source_only" if method == "upper_bound" else method]
+    if not isinstance(hyper, expected):
+        raise ConfigError(
+            f"method {method!r} needs its train.{method} section ({expected.__name__}), got "
+            f"{type(hyper).__name__ if hyper is not None else 'none'}"
+        )
+    anchoring = builder(src, tgt, ag, oracle and method in TRIPLET_METHODS, device)
+    return dataclasses.replace(anchoring, hyper=hyper)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,8 +308,9 @@ def triplet_term(
 
     An anchor's emotion is its utterance's pseudo-label (the detached prediction when its
     probability is at least ``pseudo_label_threshold``) or, with ``anchoring.oracle``, the true
-    label. Returns the loss (Eq. 2, mean over triplets), the number of triplets and the share
-    of target utterances with a usable (confident, or oracle) label.
+    label. The margin alpha and weight scale beta come from ``anchoring.hyper``. Returns the
+    loss (Eq. 2, mean over triplets), the number of triplets and the share of target utterances
+    with a usable (confident, or oracle) label.
     """
     n = batch.n_first
     if anchoring.oracle:
@@ -294,9 +326,9 @@ def triplet_term(
     z_a, z_p, z_n = z.view(3, len(a), z.shape[1])  # (3, N, d); N may be 0
     w = 1.0
     if anchoring.distance is not None:
-        w = soft_weights(anchoring.distance, groups[ia], groups[ineg], tp.beta)  # (N,)
+        w = soft_weights(anchoring.distance, groups[ia], groups[ineg], anchoring.param("beta"))
     stats = {"n_triplets": float(len(a)), "labelled_share": tgt_ok.float().mean().item()}
-    return soft_triplet(z_a, z_p, z_n, w, tp.alpha), stats
+    return soft_triplet(z_a, z_p, z_n, w, anchoring.param("alpha")), stats
 
 
 def coral_term(layer_pooled: Tensor, n_first: int, layers: tuple[int, ...]) -> Tensor:
@@ -307,9 +339,9 @@ def coral_term(layer_pooled: Tensor, n_first: int, layers: tuple[int, ...]) -> T
 
 @torch.no_grad()
 def choose_layers(
-    model: SERModel, src: CorpusData, tgt: CorpusData, tp: TrainParams, seed: int
+    model: SERModel, src: CorpusData, tgt: CorpusData, tp: TrainParams, seed: int, top_m: int
 ) -> tuple[tuple[int, ...], list[float]]:
-    """la_cc: the ``la_top_m`` encoder layers most similar across corpora on a probe batch.
+    """la_cc: the ``top_m`` (train.la_cc.top_m) encoder layers most similar across corpora.
 
     The probe batch is ``batch_size`` random training utterances of each corpus, passed through
     the freshly initialised model in eval mode; similarity is :func:`layer_similarity`.
@@ -326,7 +358,7 @@ def choose_layers(
     pooled = model(batch.x, batch.lengths).layer_pooled  # (n_layers, B, d)
     n = batch.n_first
     sims = [float(layer_similarity(pooled[i, :n], pooled[i, n:])) for i in range(len(pooled))]
-    m = min(tp.la_top_m, len(sims))
-    if m < tp.la_top_m:
-        log.warning("la_cc: la_top_m=%d > %d encoder layers; anchoring all", tp.la_top_m, m)
+    m = min(top_m, len(sims))
+    if m < top_m:
+        log.warning("la_cc: top_m=%d > %d encoder layers; anchoring all", top_m, m)
     return tuple(sorted(int(i) for i in np.argsort(sims)[::-1][:m])), sims

@@ -2,9 +2,11 @@
 
 Each step takes ``batch_size`` labelled source utterances and ``batch_size`` unlabelled target
 training utterances in one forward pass (:func:`agcc.training.batches.epoch_batches`); the loss
-is L = L_ER + gamma * L_anchor (:mod:`agcc.training.anchoring`). Adam (lr, weight_decay) for up
-to ``max_epochs``, early stopping with ``patience`` on the SOURCE validation UAR (target labels
-never select a model), best weights restored. Progress leaves through ``on_epoch``.
+is L = L_ER + gamma * L_anchor (:mod:`agcc.training.anchoring`; gamma and the other
+hyperparameters of a method travel on its :class:`~agcc.training.anchoring.Anchoring`). Adam
+(lr, weight_decay) for up to ``max_epochs``, early stopping with ``patience`` on the SOURCE
+validation UAR (target labels never select a model), best weights restored. Progress leaves
+through ``on_epoch``.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def build_model(
 def step_loss(
     model: SERModel, batch: Batch, anchoring: Anchoring, tp: TrainParams, gen: torch.Generator
 ) -> tuple[Tensor, dict[str, float]]:
-    """L = L_ER + gamma * L_anchor for one batch, with the terms as floats for logging."""
+    """L = L_ER + gamma * L_anchor for one batch (gamma: the method's section on ``anchoring``)."""
     out = model(batch.x, batch.lengths)
     n = batch.n_first
     loss_er = F.cross_entropy(out.logits[:n], batch.labels[:n])
@@ -104,7 +106,7 @@ def step_loss(
         loss_anchor = coral_term(out.layer_pooled, n, anchoring.layers)
     else:
         loss_anchor = loss_er.new_zeros(())
-    loss = loss_er + tp.gamma * loss_anchor
+    loss = loss_er + anchoring.gamma * loss_anchor
     if not torch.isfinite(loss):
         raise FloatingPointError(
             f"non-finite loss: L_ER={loss_er.item()}, L_anchor={loss_anchor.item()}"
