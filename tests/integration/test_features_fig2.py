@@ -47,7 +47,9 @@ def _check_features(data: Path, corrupted: str) -> None:
             seconds = sf.info(row["audio"]).duration
             assert abs(len(feats[row["utt_id"]]) - seconds * 50) <= 1
         metrics = json.loads((out / "metrics.json").read_text())
-        assert metrics["n_utts"] == len(feats) and metrics["throughput"] > 1
+        assert metrics["n_utts"] == len(feats)
+        # a DVC output holds no wall-clock number (they would change its hash on every run)
+        assert not {"throughput", "extract_seconds"} & set(metrics)
         if c == "demo_crema":
             assert skips["item"].tolist() == [corrupted] and "unreadable" in skips["reason"][0]
         # the segments index loud (voiced) frames: vowels are louder than the rest
