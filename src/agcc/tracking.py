@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 EXPERIMENT = "agcc"
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 ARTIFACT_ROOT = "mlruns/artifacts"
+#: Beside each stage's metrics.json: the few numbers `dvc metrics show` tabulates.
+HEADLINE = "headline.json"
 
 
 def _mlflow():  # noqa: ANN202 - the module
@@ -129,6 +131,8 @@ class StageRun:
     metrics: dict[str, float] = field(default_factory=dict)
     mlflow: Any = None
     tags: dict[str, str] = field(default_factory=dict)
+    #: The few numbers of ``headline.json``, DVC's metrics view (see :data:`HEADLINE`).
+    headline: dict[str, float] = field(default_factory=dict)
 
     def log_artifact(self, path: str | Path, subdir: str | None = None) -> None:
         """Attach a file to the stage's MLflow run."""
@@ -237,6 +241,19 @@ def _finish(
     run.mlflow.log_metric("seconds", seconds)
     run.skips.check(max_skip_share)
     if metrics_path is not None:
-        path = Path(metrics_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(run.metrics, indent=2, sort_keys=True) + "\n")
+        write_metrics(
+            Path(metrics_path), run.metrics, run.headline | {"skip_share": run.skips.share()}
+        )
+
+
+def write_metrics(path: Path, metrics: dict[str, Any], headline: dict[str, float]) -> None:
+    """Write every count to ``path`` (metrics.json) and the headline beside it.
+
+    DVC shows its metrics files as one table with a column per key, so only ``headline.json``
+    (a few keys shared across stages: skip_share, utterances, segments, k, overlap, uar, ...)
+    is declared as a DVC metric; metrics.json keeps the details for people and tests.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    rounded = {k: round(float(v), 4) for k, v in headline.items()}
+    (path.parent / HEADLINE).write_text(json.dumps(rounded, indent=2, sort_keys=True) + "\n")

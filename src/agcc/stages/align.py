@@ -46,4 +46,4 @@ def run(
             raise ValueError(f"align source must be textgrid or pocketsphinx, got {source!r}")
         write_manifest(frame, out_dir / "manifest.csv")
         log.info("align %s: wrote %s (%d utterances)", name, out_dir / "manifest.csv", len(frame))
-        stage.metrics["utterances"] = len(frame)
+        stage.metrics["utterances"] = stage.headline["utterances"] = len(frame)

@@ -183,6 +183,7 @@ def run(
             "fig1.cluster_2": c2 + 1,
         }
         st.metrics |= {f"n_segments.{c}": int((table["corpus"] == c).sum()) for c in corpora}
+        st.headline["overlap"] = st.metrics.get("avg_overlap.all.mean", float("nan"))
         if features_root is not None:
             log.info("Fig. 2: AG vs acoustic clusters from %s", features_root)
             st.metrics |= _fig2(frame, Path(features_root), model.k, ap, base, out_dir, st)

@@ -82,5 +82,6 @@ def run(seg_dirs: list[Path], cp: ClusterParams, base: BaseParams, out_dir: Path
             "n_empty_clusters": int((np.bincount(labels, minlength=model.k) == 0).sum()),
         }
         st.metrics |= summary_metrics(model, k_elbow, models, curve, counts)
+        st.headline |= {"k": model.k, "k_elbow": k_elbow, "segments": len(table)}
         st.log_metrics({"fit_seconds": sum(f.seconds for f in models.values())})
     return model

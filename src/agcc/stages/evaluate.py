@@ -85,4 +85,7 @@ def run(
         for name in ("table2.csv", "table2.md", "table2.png"):
             st.log_artifact(out_dir / name)
         st.metrics |= table2_metrics(t2, cis, base.emotions)
+        diffs = [v for k, v in st.metrics.items() if k.endswith("ag_cc_minus_source_only.diff")]
+        if diffs:  # AG-CC minus source-only, 4-class UAR points, mean over directions
+            st.headline["ag_cc_gain"] = sum(diffs) / len(diffs)
     return t2

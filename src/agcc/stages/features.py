@@ -77,6 +77,7 @@ def run(name: str, manifest: Path, fp: FeatureParams, base: BaseParams, out_dir:
             "n_frames": n_frames,
             "dim": encoder.dim,
         }
+        st.headline["utterances"] = stats.n_utts
         # wall-clock numbers go to MLflow only: a DVC output is a function of code, data, params
         throughput = audio_s / max(stats.seconds, 1e-9)
         st.log_metrics({"extract_seconds": stats.seconds, "throughput": throughput})

@@ -87,6 +87,7 @@ def run(
         )
         log.info("landmarks %s: wrote %s", name, path)
         stage.metrics |= _metrics(kept)
+        stage.headline["utterances"] = len(kept)
 
 
 def _read_all(

@@ -43,6 +43,7 @@ def run(
         for path in write_outputs(frame, cp.split_by, list(pp.split_fractions), out_dir):
             stage.log_artifact(path)
         stage.metrics |= counts(frame, dropped, cp.split_by, list(pp.split_fractions), base)
+        stage.headline["utterances"] = len(frame)
         log.info("%s: %d utterances, %d speakers", name, len(frame), frame["speaker"].nunique())
     return frame
 

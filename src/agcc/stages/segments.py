@@ -68,6 +68,7 @@ def run(
         table = finish_table(table, frame, name)
         save_segments(table, frames, out_dir)
         run_.metrics |= _metrics(table, dropped)
+        run_.headline["segments"] = len(table)
         # utterances read fine but whose every vowel was dropped (too short, gaps)
         run_.metrics["n_utts_without_segments"] = (
             len(frame) - run_.skips.n_skipped - table["utt_id"].nunique()

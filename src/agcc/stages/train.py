@@ -454,6 +454,9 @@ def _finish_runs(
     runs.to_csv(ctx.out_dir / "runs.csv", index=False)
     st.log_artifact(ctx.out_dir / "runs.csv")
     st.metrics |= _summary(rows, len(specs), len(failed))
+    uars = [v for k, v in st.metrics.items() if k.startswith("test_uar.") and k.endswith(method)]
+    if uars:  # mean test UAR (%) of the method over its directions
+        st.headline["uar"] = 100 * sum(uars) / len(uars)
     if failed:
         raise RuntimeError(
             f"{len(failed)} of {len(specs)} {method} train runs failed: {failed}; "
