@@ -9,6 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from agcc.errors import DataError
+
 
 def allocate(n: int, fractions: dict[str, float]) -> dict[str, int]:
     """Whole numbers of groups per split: largest-remainder rounding, then at least one each.
@@ -20,7 +22,7 @@ def allocate(n: int, fractions: dict[str, float]) -> dict[str, int]:
     """
     k = len(fractions)
     if n < k:
-        raise ValueError(f"cannot split {n} groups into {k} non-empty splits {list(fractions)}")
+        raise DataError(f"cannot split {n} groups into {k} non-empty splits {list(fractions)}")
     quota = {s: f * n for s, f in fractions.items()}
     counts = {s: math.floor(q) for s, q in quota.items()}
     # rounding the remainders keeps float noise (4.8 - 4 = 0.7999...) from breaking ties
@@ -45,7 +47,7 @@ def assign_splits(groups: Sequence[str], fractions: dict[str, float], seed: int)
     distinct = sorted(set(groups))
     need = max(4, len(fractions))
     if len(distinct) < need:
-        raise ValueError(
+        raise DataError(
             f"speaker-independent splits need at least {need} distinct groups for "
             f"{len(fractions)} splits {list(fractions)}, got {len(distinct)}: {distinct}"
         )
@@ -74,7 +76,7 @@ def add_splits(
     """Fill the ``split`` column so that each speaker (or session) lies in exactly one split."""
     empty = int((frame[split_by] == "").sum())
     if empty:
-        raise ValueError(
+        raise DataError(
             f"{empty} of {len(frame)} utterances have an empty {split_by!r}; cannot split by "
             f"{split_by} (e.g. {frame.loc[frame[split_by] == '', 'utt_id'].iloc[0]!r})"
         )

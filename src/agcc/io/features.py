@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from agcc.errors import DataError, MissingInputError
+
 
 @dataclass
 class FrameWriter:
@@ -39,7 +41,7 @@ class FrameWriter:
         if self.tail is None:
             self.tail = data.shape[1:]
         if data.shape[1:] != self.tail:
-            raise ValueError(f"{utt_id}: frame shape {data.shape[1:]} != {self.tail}")
+            raise DataError(f"{utt_id}: frame shape {data.shape[1:]} != {self.tail}")
         self._file.write(data.tobytes())
         self.ids.append(utt_id)
         self.lengths.append(len(data))
@@ -102,11 +104,11 @@ def read_features(feat_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, d
     path, meta_path = feat_dir / "features.npz", feat_dir / "meta.json"
     for p in (path, meta_path):
         if not p.is_file():
-            raise FileNotFoundError(f"{p}: no such file; run the features stage first")
+            raise MissingInputError(f"{p}: no such file; run the features stage first")
     with np.load(path) as z:
         missing = [k for k in ("utt_id", "offsets", "frames") if k not in z.files]
         if missing:
-            raise ValueError(f"{path}: missing arrays {missing}; found {z.files}")
+            raise DataError(f"{path}: missing arrays {missing}; found {z.files}")
         utt_ids, offsets, frames = (
             z["utt_id"].astype(str),
             z["offsets"].astype(np.int64),
@@ -119,14 +121,14 @@ def read_features(feat_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, d
         or (np.diff(offsets) < 0).any()
         or frames.ndim not in (2, 3)
     ):
-        raise ValueError(
+        raise DataError(
             f"{path}: inconsistent arrays: {len(utt_ids)} utt_ids, offsets of length "
             f"{len(offsets)} ending at {offsets[-1]}, frames {frames.shape}"
         )
     bad = _first_nonfinite(frames)
     if bad >= 0:
         i = int(np.searchsorted(offsets, bad, side="right") - 1)
-        raise ValueError(
+        raise DataError(
             f"{path}: utterance {str(utt_ids[i])!r} has NaN or infinite features (frame "
             f"{bad - offsets[i]}); re-run the features stage"
         )

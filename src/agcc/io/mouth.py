@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agcc.errors import DataError
 from agcc.mouth import MOUTH
 
 
@@ -46,10 +47,10 @@ def load_mouth(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     with np.load(path) as z:
         missing = [k for k in ("utt_id", "offsets", "time", "mouth") if k not in z.files]
         if missing:
-            raise ValueError(f"{path}: not a mouth.npz, missing arrays {missing}")
+            raise DataError(f"{path}: not a mouth.npz, missing arrays {missing}")
         ids, offsets, time, mouth = z["utt_id"], z["offsets"], z["time"], z["mouth"]
     if len(offsets) != len(ids) + 1 or offsets[-1] != len(time) or len(time) != len(mouth):
-        raise ValueError(
+        raise DataError(
             f"{path}: inconsistent arrays: {len(ids)} ids, {len(offsets)} offsets, "
             f"{len(time)} times, {len(mouth)} mouth frames"
         )

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from agcc.errors import DataError
+
 SEGMENT_COLUMNS = [
     "seg_id",
     "utt_id",
@@ -50,14 +52,14 @@ def load_segments(seg_dir: str | Path) -> tuple[pd.DataFrame, list[np.ndarray]]:
     with np.load(seg_dir / "segments.npz") as z:
         mouth, offsets, ids = z["mouth"], z["offsets"], z["seg_id"]
     if len(ids) != len(table) or (ids != table["seg_id"].to_numpy(str)).any():
-        raise ValueError(f"{seg_dir}: segments.npz and segments.csv disagree; re-run the stage")
+        raise DataError(f"{seg_dir}: segments.npz and segments.csv disagree; re-run the stage")
     return table, [mouth[offsets[i] : offsets[i + 1]] for i in range(len(table))]
 
 
 def load_corpora(seg_dirs: list[Path]) -> tuple[pd.DataFrame, list[np.ndarray]]:
     """Load and check the segments of every folder; one table and one (T_i, D) list for all."""
     if not seg_dirs:
-        raise ValueError("no segments folder given (--segments DIR [DIR ...])")
+        raise DataError("no segments folder given (--segments DIR [DIR ...])")
     tables, series = [], []
     for seg_dir in seg_dirs:
         table, frames = load_segments(seg_dir)
@@ -67,22 +69,22 @@ def load_corpora(seg_dirs: list[Path]) -> tuple[pd.DataFrame, list[np.ndarray]]:
     table = pd.concat(tables, ignore_index=True)
     names = [t["corpus"].iloc[0] for t in tables]
     if len(set(names)) != len(names) or any(t["corpus"].nunique() != 1 for t in tables):
-        raise ValueError(f"each segments folder must hold one distinct corpus, got {names}")
+        raise DataError(f"each segments folder must hold one distinct corpus, got {names}")
     widths = {f.shape[1] for f in series}
     if len(widths) != 1:
-        raise ValueError(f"segments of {seg_dirs} mix frame widths {sorted(widths)}")
+        raise DataError(f"segments of {seg_dirs} mix frame widths {sorted(widths)}")
     return table, series
 
 
 def check_segments(table: pd.DataFrame, frames: list[np.ndarray], seg_dir: Path) -> None:
     """Fail naming the folder and segment on an empty corpus, NaN/inf values or < 2 frames."""
     if not len(table):
-        raise ValueError(f"{seg_dir}: no segments in segments.csv (empty corpus)")
+        raise DataError(f"{seg_dir}: no segments in segments.csv (empty corpus)")
     for seg_id, f in zip(table["seg_id"], frames, strict=True):
         if f.ndim != 2 or len(f) < 2:
-            raise ValueError(
+            raise DataError(
                 f"{seg_dir}: segment {seg_id!r} has {len(f)} frame(s), shape {f.shape}; Soft-DTW "
                 "clustering needs >= 2 frames per segment (segments.min_frames)"
             )
         if not np.isfinite(f).all():
-            raise ValueError(f"{seg_dir}: segment {seg_id!r} contains NaN or infinite values")
+            raise DataError(f"{seg_dir}: segment {seg_id!r} contains NaN or infinite values")

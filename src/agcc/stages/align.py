@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 from agcc import tracking
+from agcc.errors import ConfigError
 from agcc.io.manifest import read_manifest, write_manifest
 from agcc.params import AlignParams, BaseParams
 
@@ -43,7 +44,7 @@ def run(
             )
             stage.metrics |= counts
         elif source != "textgrid":
-            raise ValueError(f"align source must be textgrid or pocketsphinx, got {source!r}")
+            raise ConfigError(f"align source must be textgrid or pocketsphinx, got {source!r}")
         write_manifest(frame, out_dir / "manifest.csv")
         log.info("align %s: wrote %s (%d utterances)", name, out_dir / "manifest.csv", len(frame))
         stage.metrics["utterances"] = stage.headline["utterances"] = len(frame)
