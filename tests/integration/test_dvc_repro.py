@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -71,7 +72,7 @@ def test_dvc_repro_runs_every_stage_then_is_a_noop(clone: tuple[Path, dict[str, 
     assert all(r.info.status == "FINISHED" for r in runs)
     per_corpus = [r for r in runs if r.data.tags.get("corpus")]
     dvc_stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
-    foreach = [name for name, st in dvc_stages.items() if "foreach" in st]
+    foreach = [name for name, st in dvc_stages.items() if st.get("foreach") == "${corpora}"]
     assert {"prepare", "landmarks", "segments", "features"} <= set(foreach)
     assert sorted(r.info.run_name for r in per_corpus) == sorted(
         f"{s}:{c}" for s in foreach for c in ("demo_crema", "demo_improv")
@@ -82,8 +83,20 @@ def test_dvc_repro_runs_every_stage_then_is_a_noop(clone: tuple[Path, dict[str, 
     for method in methods:  # one train stage per method, each its own MLflow run
         assert any(r.info.run_name == f"train:{method}" for r in runs), f"no train:{method}"
     assert all(r.data.tags["git_commit"] not in ("", "unknown") for r in runs)
-    metrics = _sh([*dvc, "metrics", "show", "--json"], repo, env)
-    assert "n_segments" in metrics
+    metrics = json.loads(_sh([*dvc, "metrics", "show", "--json"], repo, env))
+    shown = metrics[""]["data"]  # path -> {"data": {key: value}}: the headline files only
+    assert all(path.endswith("headline.json") for path in shown), sorted(shown)
+    keys = {k for f in shown.values() for k in f["data"]}
+    assert keys <= {
+        "skip_share",
+        "utterances",
+        "segments",
+        "k",
+        "k_elbow",
+        "overlap",
+        "uar",
+        "ag_cc_gain",
+    }, keys
 
     # an experiment with one changed parameter re-runs only the stages that read it
     _sh(["git", "add", "-A"], repo, env)
