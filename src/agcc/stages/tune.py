@@ -606,4 +606,5 @@ def run(
         st.metrics["n_run_here"] = ran
         if not worker:
             st.metrics |= write_outputs(study, out_dir, st)
+            st.headline["dev_uar"] = 100 * st.metrics["best_dev_uar"]
     return study
