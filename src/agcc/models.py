@@ -2,14 +2,16 @@
 
 frame features (B, T, D), or (B, T, L, D) combined by a learned softmax-weighted layer sum
 -> input standardisation (statistics of the training corpus, stored as buffers)
--> Linear(D, d_model) -> n_layers transformer encoder layers (key padding mask) -> h(t)
+-> Linear(D, d_model) (+ sinusoidal positional encoding, ``SERConfig.positional``)
+-> n_layers transformer encoder layers (key padding mask) -> h(t)
 -> utterance embedding = masked mean of h -> 4 fully connected layers -> emotion logits.
 
 Segment embeddings z (the anchors, positives and negatives of the AG loss) are masked means of
 h(t) over a segment's frames, L2-normalised (:func:`pool_segments`). The masked mean of every
 encoder layer's output is returned too, for the layer-anchoring baseline (CORAL on pooled layer
-outputs). There is no positional encoding: the utterance and segment embeddings are means, which
-ignore frame order, and wav2vec2-style features already carry positional information.
+outputs). The means ignore frame order, so order reaches the model only through the
+positional encoding added to the frame projection (the train stage's models use it; the
+config's default "none" keeps older checkpoints rebuilding as they were trained).
 """
 
 from __future__ import annotations
@@ -18,6 +20,20 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+
+#: Positional information the encoder may get (:attr:`SERConfig.positional`).
+POSITIONAL = ("none", "sinusoidal")
+
+
+def sinusoidal_encoding(n_frames: int, d_model: int, device: torch.device | None = None) -> Tensor:
+    """(T, d) Transformer sinusoidal positional encoding: sin/cos of t / 10000^(2i / d)."""
+    t = torch.arange(n_frames, dtype=torch.float32, device=device)[:, None]  # (T, 1)
+    i = torch.arange(0, d_model, 2, dtype=torch.float32, device=device)  # (ceil(d / 2),)
+    angle = t / torch.pow(10000.0, i / d_model)  # (T, ceil(d / 2))
+    pe = torch.zeros(n_frames, d_model, device=device)
+    pe[:, 0::2] = torch.sin(angle)
+    pe[:, 1::2] = torch.cos(angle[:, : d_model // 2])
+    return pe
 
 
 @dataclass(frozen=True)
@@ -34,6 +50,9 @@ class SERConfig:
     dropout: float = 0.1
     ff_mult: int = 4  # feed-forward width of the encoder layers = ff_mult * d_model
     attn_dropout: float = 0.0  # dropout on the attention probabilities (see SERModel)
+    # "sinusoidal": positional encoding added to the frame projection; "none" (the default, so
+    # checkpoints saved before the field existed rebuild as they were trained)
+    positional: str = "none"
 
     def __post_init__(self) -> None:
         """Reject sizes the modules cannot be built with, quoting them."""
@@ -42,6 +61,8 @@ class SERConfig:
                 f"d_model must be divisible by n_heads, got d_model={self.d_model}, "
                 f"n_heads={self.n_heads}"
             )
+        if self.positional not in POSITIONAL:
+            raise ValueError(f"positional must be one of {POSITIONAL}, got {self.positional!r}")
         for name in ("input_dim", "n_classes", "n_input_layers", "n_layers", "fc_hidden"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -159,6 +180,8 @@ class SERModel(nn.Module):
             x = self.layer_sum(x)  # (B, T, L, D) -> (B, T, D)
         mask = length_mask(lengths, x.shape[1])  # (B, T)
         h = self.proj(x)  # (B, T, d)
+        if self.config.positional == "sinusoidal":
+            h = h + sinusoidal_encoding(h.shape[1], h.shape[2], h.device)
         pooled = []
         for layer in self.layers:
             # padding frames are zeroed so no value there (the fused eval kernel leaves them

@@ -365,11 +365,11 @@ class TrainParams(Section):
 
 
 class EvaluateParams(Section):
-    """Table II: UARs, one-vs-rest binary UARs and paired bootstrap CIs (docs/method.md s. 8)."""
+    """Table II: UARs, binary UARs, bootstrap CIs over seeds and utterances (method.md s. 8)."""
 
     binary_models: bool = False
-    bootstrap: int = Field(1000, ge=10)
-    ci: float = Field(0.95, gt=0.5, lt=1.0)
+    bootstrap: int = Field(1000, ge=10)  # resamples: seeds, then test utterances, per draw
+    ci: float = Field(0.95, gt=0.5, lt=1.0)  # central percentile interval; p-values Holm-adjusted
 
 
 class TuneParams(Section):

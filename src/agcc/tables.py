@@ -16,7 +16,14 @@ from agcc.errors import DataError
 from agcc.io.predictions import ORACLE_SUFFIX, method_dir, read_predictions
 from agcc.overlap import EMOTION_ORDER, IPA, cluster_shares, corpus_counts, overlap, overlap_cell
 from agcc.params import VOWELS, EvaluateParams
-from agcc.stats import binary_uar, paired_bootstrap_diff, uar
+from agcc.stats import (
+    MIN_CI_SEEDS,
+    BootstrapDiff,
+    binary_uar,
+    hierarchical_paired_bootstrap,
+    holm,
+    uar,
+)
 
 
 def table1(
@@ -121,16 +128,21 @@ PAPER_TABLE2 = (
 )
 
 
+#: One (direction, method key)'s test labels (n,), predictions (S, n) and seeds (S,), by seed.
+Preds = dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
 def score_runs(
     runs: pd.DataFrame, train_dir: Path, emotions: tuple[str, ...]
-) -> tuple[pd.DataFrame, dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]]:
+) -> tuple[pd.DataFrame, Preds]:
     """Per-run UARs (fractions), and per (direction, method_dir) the labels and predictions.
 
     Returns the runs with columns ``uar_4cat`` and one binary UAR per emotion, and a dict of
-    (y_true (n,), y_pred (seeds, n)) on test utterances sorted by utt_id.
+    (y_true (n,), y_pred (seeds, n), seeds (seeds,)) on test utterances sorted by utt_id, the
+    prediction rows in increasing seed order.
     """
     n = len(emotions)
-    scores, preds, utts = [], {}, {}
+    scores, rows, utts = [], {}, {}
     for _, r in runs.iterrows():
         frame = read_predictions(train_dir / r["predictions"], emotions)
         y, p = frame["y_true"].to_numpy(), frame["y_pred"].to_numpy()
@@ -141,13 +153,40 @@ def score_runs(
                 f"{train_dir / r['predictions']}: test utterances differ from the "
                 f"other runs of {r['direction']}; re-run the train stage"
             )
-        preds[key] = (y, np.vstack([preds[key][1], p]) if key in preds else p[None, :])
+        rows.setdefault(key, (y, []))[1].append((int(r["seed"]), p))
         scores.append(
             r.to_dict()
             | {"uar_4cat": uar(y, p, n)}
             | {e: binary_uar(y, p, i) for i, e in enumerate(emotions)}
         )
+    preds = {}
+    for key, (y, seeded) in rows.items():
+        seeded.sort(key=lambda sp: sp[0])
+        preds[key] = (y, np.stack([p for _, p in seeded]), np.array([s for s, _ in seeded]))
     return pd.DataFrame(scores), preds
+
+
+def check_seed_sets(scores: pd.DataFrame) -> None:
+    """Raise DataError unless every Table II method and direction has the same seeds, once each.
+
+    The expected seeds are those of any run; a (direction, method) lacking some (a failed or
+    missing train run) or repeating one is named with its seeds, so no method is compared on
+    a different seed set than another.
+    """
+    keys = [method_dir(m, o) for m, o in zip(scores["method"], scores["oracle"], strict=True)]
+    groups = scores.assign(_key=keys).groupby(["direction", "_key"], sort=False)["seed"]
+    expected = sorted({int(s) for s in scores["seed"]})
+    bad = [
+        f"{direction} {key}: seeds {sorted(int(s) for s in seeds)}"
+        for (direction, key), seeds in groups
+        if sorted(int(s) for s in seeds) != expected
+    ]
+    if bad:
+        raise DataError(
+            f"Table II needs the same seeds {expected} for every method and direction (each "
+            f"once), but {'; '.join(bad)}; a train run failed or is missing: see "
+            "<method>/runs.csv and re-run that train stage"
+        )
 
 
 def row_labels(method: str, oracle: bool, source: str, target: str) -> tuple[str, str]:
@@ -197,38 +236,63 @@ def key_label(key: str) -> str:
     return METHOD_LABELS.get(method, method) + (" (ORACLE)" if key != method else "")
 
 
-def bootstrap_cis(
-    preds: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]],
-    ep: EvaluateParams,
-    seed: int,
-    n_classes: int,
-) -> pd.DataFrame:
-    """AG-CC minus each baseline per direction: 4-class UAR difference and CI, in percent."""
+#: ci_flag of a CI from fewer than MIN_CI_SEEDS seeds: reported, but marked.
+CI_FLAG = f"not meaningful (< {MIN_CI_SEEDS} seeds)"
+
+
+CI_COLUMNS = [
+    "direction", "ag_cc", "baseline", "diff", "ci_low", "ci_high", "p", "p_holm", "n_seeds",
+    "ci_flag", "n_test",
+]  # fmt: skip
+
+
+def bootstrap_cis(preds: Preds, ep: EvaluateParams, seed: int, n_classes: int) -> pd.DataFrame:
+    """AG-CC minus each baseline per direction: 4-class UAR difference, CI and p (percent).
+
+    Hierarchical paired bootstrap over seeds and test utterances
+    (:func:`agcc.stats.hierarchical_paired_bootstrap`), one Generator seeded with ``seed`` per
+    direction (every comparison of a direction sees the same draws); p-values are
+    Holm-adjusted over the comparisons against each AG-CC key within a direction. Seed sets
+    must match (:func:`check_seed_sets`); ``ci_flag`` marks CIs from fewer than MIN_CI_SEEDS.
+    """
     rows = []
-    rng = np.random.default_rng(seed)
     for direction in dict.fromkeys(d for d, _ in preds):
         keys = [k for d, k in preds if d == direction]
-        ags = [k for k in keys if k.removesuffix(ORACLE_SUFFIX) == "ag_cc"]
-        bases = [k for k in keys if k.removesuffix(ORACLE_SUFFIX) in BASELINES]
-        for ag_key, base_key in ((a, b) for a in ags for b in bases):
-            y, ag_pred = preds[(direction, ag_key)]
-            diff, lo, hi = paired_bootstrap_diff(
-                y, ag_pred, preds[(direction, base_key)][1], ep.bootstrap, ep.ci, rng, n_classes
-            )
-            rows.append(
-                {
-                    "direction": direction,
-                    "ag_cc": ag_key,
-                    "baseline": base_key,
-                    "diff": round(100 * diff, 2),
-                    "ci_low": round(100 * lo, 2),
-                    "ci_high": round(100 * hi, 2),
-                    "n_test": len(y),
-                }
-            )
-    return pd.DataFrame(
-        rows, columns=["direction", "ag_cc", "baseline", "diff", "ci_low", "ci_high", "n_test"]
-    )
+        for ag_key in (k for k in keys if k.removesuffix(ORACLE_SUFFIX) == "ag_cc"):
+            family, p_raw = [], []
+            for base_key in (k for k in keys if k.removesuffix(ORACLE_SUFFIX) in BASELINES):
+                y, ag_pred, ag_seeds = preds[(direction, ag_key)]
+                _, base_pred, base_seeds = preds[(direction, base_key)]
+                if not np.array_equal(ag_seeds, base_seeds):
+                    raise DataError(
+                        f"{direction}: {ag_key} has seeds {ag_seeds.tolist()} but {base_key} "
+                        f"has {base_seeds.tolist()}; compare methods on the same seeds"
+                    )
+                rng = np.random.default_rng(seed)
+                res = hierarchical_paired_bootstrap(
+                    y, ag_pred, base_pred, ep.bootstrap, ep.ci, rng, n_classes
+                )
+                family.append(_ci_row(direction, ag_key, base_key, res, len(y)))
+                p_raw.append(res.p)
+            for row, p in zip(family, holm(np.array(p_raw)), strict=True):
+                rows.append(row | {"p_holm": round(float(p), 4)})
+    return pd.DataFrame(rows, columns=CI_COLUMNS)
+
+
+def _ci_row(direction: str, ag_key: str, base_key: str, res: BootstrapDiff, n_test: int) -> dict:
+    """One CI table row (percent, rounded), before the Holm adjustment."""
+    return {
+        "direction": direction,
+        "ag_cc": ag_key,
+        "baseline": base_key,
+        "diff": round(100 * res.diff, 2),
+        "ci_low": round(100 * res.low, 2),
+        "ci_high": round(100 * res.high, 2),
+        "p": round(res.p, 4),
+        "n_seeds": res.n_seeds,
+        "ci_flag": "" if res.meaningful else CI_FLAG,
+        "n_test": n_test,
+    }
 
 
 def _mean_std(mean: float, std: float) -> str:
@@ -275,25 +339,46 @@ def table2_markdown(
         for _, r in t2.iterrows()
     ]
     out += _md_table(["Method", "Direction", "4-CAT", *bins, "seeds"], rows)
-    out += [
+    out += ["", *ci_markdown(cis, ep)]
+    return "\n".join(out + ["", *paper_reference()]) + "\n"
+
+
+def ci_markdown(cis: pd.DataFrame, ep: EvaluateParams) -> list[str]:
+    """The CI section of table2.md: heading, how the CIs and p-values were made, the table."""
+    out = [
+        f"## AG-CC minus each baseline: 4-class UAR (percentage points), hierarchical paired "
+        f"bootstrap {ep.ci:.0%} CI",
         "",
-        f"## AG-CC minus each baseline: 4-class UAR (percentage points), paired "
-        f"bootstrap {ep.ci:.0%} CI ({ep.bootstrap} resamples of the test utterances, shared "
-        "by all methods and seeds; seed-averaged UARs)",
+        f"The CIs are over seeds and test utterances: each of {ep.bootstrap} resamples draws "
+        "the seeds with replacement, then the test utterances with replacement (the same seeds "
+        "and utterances for both methods: paired), and takes the difference of the UARs "
+        "averaged over the drawn seeds. p: two-sided bootstrap p-value of no difference, "
+        "Holm-adjusted over the comparisons against AG-CC within each direction. With fewer "
+        f"than {MIN_CI_SEEDS} seeds the CI is reported but not meaningful (flagged in the note).",
         "",
     ]
-    ci_rows = [
+    rows = [
         [
             r["direction"].replace("_to_", "→"),
             f"{key_label(r['ag_cc'])} − {key_label(r['baseline'])}",
             f"{r['diff']:+.2f}",
             f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]",
+            _p_text(r["p_holm"]),
+            str(r["n_seeds"]),
             str(r["n_test"]),
+            r["ci_flag"],
         ]
         for _, r in cis.iterrows()
     ]
-    out += _md_table(["Direction", "Comparison", "Δ UAR", "CI", "test utts"], ci_rows)
-    return "\n".join(out + ["", *paper_reference()]) + "\n"
+    header = ["Direction", "Comparison", "Δ UAR", "CI", "p (Holm)", "seeds", "test utts", "note"]
+    lines = _md_table(header, rows)
+    lines[1] = _md_line(["---"] * 2 + ["---:"] * 5 + ["---"])  # the note is text
+    return out + lines
+
+
+def _p_text(p: float) -> str:
+    """A p-value cell: three decimals, "< 0.001" below that."""
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def paper_reference() -> list[str]:
@@ -311,7 +396,11 @@ def paper_reference() -> list[str]:
 
 
 def table2_metrics(t2: pd.DataFrame, cis: pd.DataFrame, emotions: tuple[str, ...]) -> dict:
-    """Flat metrics: UAR means/stds per direction and method, and the CI rows."""
+    """Flat metrics: UAR means/stds per direction and method, and the CI rows.
+
+    Per comparison: diff, low, high, p_holm, n_seeds and ci_meaningful (0 when the CI comes
+    from fewer than MIN_CI_SEEDS seeds, the flag of table2.md).
+    """
     metrics: dict[str, float] = {}
     for _, r in t2.iterrows():
         key = f"{r['direction']}.{method_dir(r['method'], r['oracle'])}"
@@ -325,5 +414,8 @@ def table2_metrics(t2: pd.DataFrame, cis: pd.DataFrame, emotions: tuple[str, ...
             f"{key}.diff": r["diff"],
             f"{key}.low": r["ci_low"],
             f"{key}.high": r["ci_high"],
+            f"{key}.p_holm": r["p_holm"],
+            f"{key}.n_seeds": int(r["n_seeds"]),
+            f"{key}.ci_meaningful": int(not r["ci_flag"]),
         }
     return metrics

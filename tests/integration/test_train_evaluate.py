@@ -206,6 +206,7 @@ def test_every_method_trains_both_directions_and_table2_has_every_row(pipeline: 
     assert len(pred) == 4 * SPLIT_SIZES["test"] and pred["utt_id"].str.startswith("corp_b").all()
     assert np.allclose(pred[[f"prob_{e}" for e in EMOTIONS]].sum(axis=1), 1.0, atol=1e-4)
     _check_checkpoint_reproduces_predictions(pipeline, folder / "model.pt", "corp_b", pred)
+    _check_anchoring_history(folder / "history.csv")
 
     assert _evaluate(pipeline, params) == 0
     t2 = pd.read_csv(pipeline / "evaluate" / "table2.csv")
@@ -218,6 +219,17 @@ def test_every_method_trains_both_directions_and_table2_has_every_row(pipeline: 
     metrics = json.loads((pipeline / "evaluate" / "metrics.json").read_text())
     assert "ci.corp_a_to_corp_b.ag_cc_minus_pa_cc.diff" in metrics
     assert 0.0 <= metrics["corp_a_to_corp_b.ag_cc.uar_4cat"] <= 100.0
+
+
+def _check_anchoring_history(path: Path) -> None:
+    """ag_cc's history.csv logs common pairs, anchors, triplets, labelled shares and w."""
+    history = pd.read_csv(path)
+    counts = ["n_common_pairs", "n_anchors", "n_triplets", "labelled_segment_share"]
+    assert {"epoch", "val_uar", "loss_er", "labelled_share", *counts} <= set(history.columns)
+    assert (history["n_common_pairs"] == len(VOWELS)).all()  # one cluster per vowel, both corpora
+    assert (history["n_anchors"] >= history["n_triplets"]).all()
+    if (history["n_triplets"] > 0).any():
+        assert {"w_mean", "w_std"} <= set(history.columns)
 
 
 def _check_checkpoint_reproduces_predictions(

@@ -9,11 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agcc.errors import ConfigError
+from agcc.errors import ConfigError, DataError
 from agcc.io.predictions import load_runs
 from agcc.params import EMOTIONS, BaseParams, EvaluateParams
 from agcc.stages.evaluate import run
-from agcc.stats import binary_uar, bootstrap_uar, confusion_matrix, paired_bootstrap_diff, uar
+from agcc.stats import (
+    binary_uar,
+    bootstrap_uar,
+    confusion_matrix,
+    hierarchical_paired_bootstrap,
+    uar,
+)
 from agcc.tables import PAPER_TABLE2, table2, table2_markdown
 
 Y = np.array([0, 0, 0, 1, 1, 2])
@@ -69,17 +75,19 @@ def test_bootstrap_ci_contains_the_true_difference() -> None:
     y = np.repeat(np.arange(4), 150)  # balanced: UAR = accuracy in expectation
     a = np.stack([_noisy(y, 0.75, rng) for _ in range(2)])
     b = np.stack([_noisy(y, 0.55, rng) for _ in range(2)])
-    diff, lo, hi = paired_bootstrap_diff(y, a, b, 500, 0.95, np.random.default_rng(0), 4)
+    res = hierarchical_paired_bootstrap(y, a, b, 500, 0.95, np.random.default_rng(0), 4)
+    diff, lo, hi = res.diff, res.low, res.high
     assert lo < 0.20 < hi  # the population difference
     assert lo < diff < hi and lo > 0.0  # the observed one, and the gain is significant
-    assert hi - lo < 0.15
+    assert hi - lo < 0.2 and res.p < 0.01 and not res.meaningful  # 2 seeds: flagged
 
 
 def test_bootstrap_of_identical_predictions_is_zero() -> None:
     rng = np.random.default_rng(2)
     y = rng.integers(0, 4, 80)
     a = _noisy(y, 0.6, rng)[None, :]
-    assert paired_bootstrap_diff(y, a, a, 100, 0.95, rng, 4) == (0.0, 0.0, 0.0)
+    res = hierarchical_paired_bootstrap(y, a, a, 100, 0.95, rng, 4)
+    assert (res.diff, res.low, res.high, res.p) == (0.0, 0.0, 0.0, 1.0)
 
 
 def _scores() -> pd.DataFrame:
@@ -124,13 +132,19 @@ def test_markdown_keeps_the_paper_numbers_in_their_own_block() -> None:
                 "diff": 10.0,
                 "ci_low": 2.0,
                 "ci_high": 18.0,
+                "p": 0.004,
+                "p_holm": 0.012,
+                "n_seeds": 2,
+                "ci_flag": "not meaningful (< 3 seeds)",
                 "n_test": 80,
             }
         ]
     )
     md = table2_markdown(t2, cis, EMOTIONS, EvaluateParams())
     ours, paper = md.split("Reference only")
-    assert "55.00 ± 7.07" in ours and "AG-CC − PA-CC | +10.00 | [+2.00, +18.00]" in ours
+    assert "55.00 ± 7.07" in ours
+    row = "AG-CC − PA-CC | +10.00 | [+2.00, +18.00] | 0.012 | 2 | 80 | not meaningful (< 3 seeds)"
+    assert row in ours and "over seeds and test utterances" in ours and "Holm-adjusted" in ours
     assert all(f"{row[2]:.2f}" not in ours for row in PAPER_TABLE2)
     assert all(f"{row[2]:.2f}" in paper for row in PAPER_TABLE2)
     assert "derived from the 4-class posteriors" in ours
@@ -148,3 +162,16 @@ def test_missing_runs_file_is_a_clear_error(tmp_path: Path) -> None:
         load_runs(tmp_path, ("ag_cc", "upper_bound"))
     with pytest.raises(FileNotFoundError, match=r"source_only/runs\.csv: no such file"):
         load_runs(tmp_path, ("upper_bound",))  # upper bounds are source_only's models
+
+
+def test_a_failed_run_is_an_error_not_left_out(tmp_path: Path) -> None:
+    folder = tmp_path / "ag_cc"
+    folder.mkdir()
+    row = {"direction": "a_to_b", "source": "a", "target": "b", "method": "ag_cc"}
+    rows = [
+        row | {"oracle": False, "seed": s, "status": st, "predictions": p}
+        for s, st, p in ((1, "FINISHED", "runs/a_to_b/seed1/predictions_b.csv"), (2, "FAILED", ""))
+    ]
+    pd.DataFrame(rows).to_csv(folder / "runs.csv", index=False)
+    with pytest.raises(DataError, match=r"1 run\(s\) did not finish.*a_to_b seed 2.*train@ag_cc"):
+        load_runs(tmp_path, ("ag_cc",))

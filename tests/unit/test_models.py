@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agcc.models import SERConfig, SERModel, masked_mean, pool_segments
+from agcc.models import SERConfig, SERModel, masked_mean, pool_segments, sinusoidal_encoding
 
 CFG = SERConfig(
     input_dim=6, n_classes=4, d_model=8, n_heads=2, n_layers=3, fc_hidden=8, dropout=0.0
@@ -119,3 +119,36 @@ def test_segment_embeddings_backpropagate_into_the_model() -> None:
     z = pool_segments(out.frames, torch.tensor([0, 1]), torch.tensor([0, 2]), torch.tensor([3, 5]))
     (z[0] - z[1]).norm().backward()
     assert model.proj.weight.grad.abs().sum() > 0
+
+
+def _permuted(positional: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits of one utterance and of its frames in reversed order."""
+    cfg = SERConfig(
+        input_dim=6,
+        n_classes=4,
+        d_model=8,
+        n_heads=2,
+        n_layers=2,
+        fc_hidden=8,
+        dropout=0.0,
+        positional=positional,
+    )
+    model, x = _model(cfg), _padded([7])
+    with torch.no_grad():
+        return model(x, torch.tensor([7])).logits, model(x.flip(1), torch.tensor([7])).logits
+
+
+def test_positional_encoding_makes_the_output_depend_on_frame_order() -> None:
+    ref, flipped = _permuted("sinusoidal")
+    assert not torch.allclose(ref, flipped, atol=1e-4)
+    ref, flipped = _permuted("none")  # without it, attention and means ignore order
+    assert torch.allclose(ref, flipped, atol=1e-5)
+
+
+def test_positional_encoding_values_and_config_check() -> None:
+    pe = sinusoidal_encoding(5, 7)
+    assert pe.shape == (5, 7) and torch.equal(pe[0, 0::2], torch.zeros(4))
+    assert torch.allclose(pe[3, 0], torch.sin(torch.tensor(3.0)))
+    assert torch.equal(pe[0, 1::2], torch.ones(3))
+    with pytest.raises(ValueError, match="positional must be one of"):
+        SERConfig(input_dim=6, n_classes=4, positional="learned")

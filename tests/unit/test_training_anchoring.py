@@ -9,15 +9,19 @@ import pytest
 import torch
 
 from agcc.errors import ConfigError
+from agcc.overlap import cluster_shares, common_clusters, overlap
 from agcc.params import ALL_METHODS, AgccParams, HardAgParams, PaccParams, TrainParams
 from agcc.training.anchoring import (
     METHODS,
     TRIPLET_METHODS,
     AGInfo,
     Anchoring,
+    common_pair_mask,
     coral_term,
+    epoch_means,
     method_anchoring,
     method_builder,
+    pair_counts,
     triplet_candidates,
     triplet_term,
 )
@@ -48,14 +52,22 @@ def _batch() -> Batch:
     )
 
 
-def test_anchors_are_target_segments_of_labelled_utterances_in_common_clusters() -> None:
+def _pairs(*pairs: tuple[int, int], k: int = 3) -> torch.Tensor:
+    """A (6, k) common-pair mask with the given (vowel, cluster) pairs set."""
+    mask = torch.zeros(6, k, dtype=torch.bool)
+    for v, c in pairs:
+        mask[v, c] = True
+    return mask
+
+
+def test_anchors_are_target_segments_of_labelled_utterances_in_common_pairs() -> None:
     b = _batch()
-    common = T([True, True, False])
+    common = _pairs((3, 0), (4, 1), (4, 0), (3, 2))  # (4, 2) is not common
     ok = T([True, False])  # target row 3 has no confident label
     anc, pool, groups, emotion = triplet_candidates(
         b, Anchoring("triplet", "cluster", common=common), T([1, 0]), ok
     )
-    assert anc.tolist() == [4, 5]  # segment 6 is in cluster 2 (not common), 7, 8 unlabelled
+    assert anc.tolist() == [4, 5]  # segment 6 is (4, 2), not common; 7, 8 unlabelled
     assert pool.tolist() == [0, 1, 2, 3]  # every source segment
     assert groups.tolist() == b.seg_cluster.tolist()
     assert emotion.tolist() == [0, 0, 1, 1, 1, 1, 1, 0, 0]
@@ -84,13 +96,14 @@ def test_triplets_pair_same_group_positives_and_other_group_negatives_of_one_emo
     monkeypatch.setattr(anchoring_mod, "mine_triplets", spy)
     b = _batch()
     h = torch.randn(4, 6, 3)
-    logits = torch.zeros(4, 4)
-    common = T([True, True, False])
+    common = _pairs((3, 0), (4, 1), (3, 1))
     a = Anchoring("triplet", "cluster", common=common, oracle=True, hyper=AgccParams())
-    loss, stats = triplet_term(logits, h, b, a, TrainParams(), torch.Generator().manual_seed(0))
+    loss, stats = triplet_term(None, h, b, a, TrainParams(), torch.Generator().manual_seed(0))
     ag, ae, pg, pe = seen["args"][:4]
     ia, ip, ineg = seen["out"]
     assert stats["n_triplets"] == len(ia) > 0 and stats["labelled_share"] == 1.0
+    assert stats["n_anchors"] == 4 and stats["n_common_pairs"] == 3.0  # segments 4, 5, 7, 8
+    assert stats["labelled_segment_share"] == 1.0 and stats["w_sum"] == len(ia)  # no distance
     assert (ag[ia] == pg[ip]).all() and (ae[ia] == pe[ip]).all()  # positive: same group, emotion
     assert (ag[ia] != pg[ineg]).all() and (ae[ia] == pe[ineg]).all()  # negative: other group
     assert torch.isfinite(loss)
@@ -98,11 +111,25 @@ def test_triplets_pair_same_group_positives_and_other_group_negatives_of_one_emo
 
 def test_pseudo_labels_below_the_threshold_give_no_anchor() -> None:
     b = _batch()
-    logits = torch.zeros(4, 4)  # uniform: max probability 0.25
+    probs = torch.full((2, 4), 0.25)  # uniform: max probability 0.25
     tp = TrainParams(pseudo_label_threshold=0.6)
     a = Anchoring("triplet", "vowel", hyper=PaccParams())
-    loss, stats = triplet_term(logits, torch.randn(4, 6, 3), b, a, tp, torch.Generator())
-    assert stats == {"n_triplets": 0.0, "labelled_share": 0.0} and float(loss) == 0.0
+    loss, stats = triplet_term(probs, torch.randn(4, 6, 3), b, a, tp, torch.Generator())
+    assert stats["n_triplets"] == stats["n_anchors"] == stats["labelled_share"] == 0.0
+    assert stats["labelled_segment_share"] == 0.0 and float(loss) == 0.0
+    sure = torch.tensor([[0.1, 0.7, 0.1, 0.1], [0.25] * 4])  # only target row 2 is confident
+    _, stats = triplet_term(sure, torch.randn(4, 6, 3), b, a, tp, torch.Generator())
+    assert stats["labelled_share"] == 0.5 and stats["labelled_segment_share"] == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="target probabilities"):
+        triplet_term(None, torch.randn(4, 6, 3), b, a, tp, torch.Generator())
+
+
+def test_epoch_means_pool_w_over_the_epochs_triplets() -> None:
+    totals = {"loss_er": 3.0, "n_triplets": 4.0, "w_sum": 2.0, "w_sumsq": 1.5}
+    out = epoch_means(totals, 2)
+    assert out["loss_er"] == 1.5 and out["n_triplets"] == 2.0 and out["w_mean"] == 0.5
+    assert out["w_std"] == pytest.approx((1.5 / 4 - 0.25) ** 0.5) and "w_sum" not in out
+    assert "w_mean" not in epoch_means({"n_triplets": 0.0, "w_sum": 0.0, "w_sumsq": 0.0}, 1)
 
 
 def test_coral_term_sums_the_anchored_layers_and_is_zero_without_any() -> None:
@@ -149,7 +176,7 @@ def test_each_method_gets_its_anchoring() -> None:
     }
     assert kinds["pa_cc"].distance is None and kinds["pa_cc"].group == "vowel"
     assert kinds["hard_ag"].distance.shape == (6, 6) and kinds["ag_cc"].group == "cluster"
-    assert kinds["ag_cc"].common.dtype == torch.bool and kinds["ag_cc"].common.shape == (3,)
+    assert kinds["ag_cc"].common.dtype == torch.bool and kinds["ag_cc"].common.shape == (6, 3)
     assert [m for m, a in kinds.items() if a.oracle] == list(TRIPLET_METHODS)
     assert all(a.hyper is tp.hyper(m) for m, a in kinds.items())  # each method's own section
     assert kinds["la_cc"].param("top_m") == 2 and kinds["ag_cc"].param("beta") == 0.2
@@ -170,3 +197,25 @@ def test_hard_ag_without_vowel_distances_is_an_error() -> None:
         method_anchoring(
             "hard_ag", toy_corpus(), toy_corpus(), _ag(), False, torch.device("cpu"), HardAgParams()
         )
+
+
+def test_common_pairs_are_per_vowel_overlaps_of_train_and_val_segments() -> None:
+    src, tgt = toy_corpus("a", 1), toy_corpus("b", 2)
+    counts = [pair_counts(c, 3) for c in (src, tgt)]
+    mask = common_pair_mask(src, tgt, 3, 30.0)
+    for v in range(6):
+        p = cluster_shares(np.stack([counts[0][v], counts[1][v]]))
+        np.testing.assert_array_equal(mask[v], common_clusters(overlap(p[0], p[1]), 30.0))
+    in_fit = np.isin(src.splits[src.segments.row], ("train", "val"))
+    assert counts[0].sum() == in_fit.sum() < len(src.segments.row)  # test segments left out
+
+
+def test_common_pairs_ignore_the_test_split() -> None:
+    src, tgt = toy_corpus("a", 1), toy_corpus("b", 2)
+    before = common_pair_mask(src, tgt, 3, 30.0)
+    test = tgt.splits[tgt.segments.row] == "test"
+    tgt.segments.cluster[test] = 0
+    tgt.segments.vowel[test] = 0
+    np.testing.assert_array_equal(common_pair_mask(src, tgt, 3, 30.0), before)
+    tgt.segments.cluster[~test] = 0  # train and val segments do count
+    assert not np.array_equal(common_pair_mask(src, tgt, 3, 30.0), before)

@@ -9,9 +9,17 @@ import pytest
 import torch
 
 from agcc.io.checkpoint import load_checkpoint, save_checkpoint
-from agcc.params import PaccParams, TrainParams
+from agcc.params import AgccParams, PaccParams, TrainParams
 from agcc.training.anchoring import Anchoring
-from agcc.training.trainer import build_model, fit, input_stats, model_config, predict
+from agcc.training.batches import make_batch
+from agcc.training.trainer import (
+    build_model,
+    fit,
+    input_stats,
+    model_config,
+    predict,
+    target_probs,
+)
 from tests.unit.training_toy import toy_corpus
 
 CPU = torch.device("cpu")
@@ -69,7 +77,9 @@ def test_loss_falls_on_separable_data() -> None:
 def test_on_epoch_sees_each_epoch_and_history_records_it() -> None:
     _, result, seen = _train(0, Anchoring("triplet", "vowel", hyper=PaccParams()))
     assert [e for e, _ in seen] == [1, 2]
-    assert {"loss_er", "loss_anchor", "n_triplets", "labelled_share", "val_uar"} <= set(seen[0][1])
+    keys = {"loss_er", "loss_anchor", "n_triplets", "n_anchors", "labelled_share", "val_uar"}
+    assert keys | {"labelled_segment_share", "w_mean", "w_std"} <= set(seen[0][1])
+    assert seen[0][1]["w_mean"] == 1.0 and seen[0][1]["w_std"] == 0.0  # pa_cc: w = 1
     assert [h["epoch"] for h in result.history] == [1, 2]
     assert result.best_val_uar == max(h["val_uar"] for h in result.history)
 
@@ -89,6 +99,7 @@ def test_checkpoint_rebuilds_the_model_from_the_file_alone(tmp_path: Path) -> No
     path = save_checkpoint(tmp_path / "run" / "model.pt", model, {"method": "source_only"})
     loaded, meta = load_checkpoint(path)
     assert meta == {"method": "source_only"} and loaded.config == model.config
+    assert loaded.config.positional == "sinusoidal"  # the train stage's models use it
     tgt = toy_corpus("tgt", 2)
     rows = tgt.rows("test")
     np.testing.assert_array_equal(predict(loaded, tgt, rows, 8), predict(model, tgt, rows, 8))
@@ -108,3 +119,32 @@ def test_gamma_comes_from_the_methods_section_on_the_anchoring() -> None:
     _, r1, _ = _train(1, Anchoring("triplet", "vowel", hyper=PaccParams(gamma=1.0)))
     assert r0.history != r1.history  # the anchoring term's weight is the section's gamma
     assert Anchoring("none").gamma == 0.0
+
+
+def test_ag_cc_epochs_log_common_pairs_and_soft_weights() -> None:
+    d = torch.tensor([[0.0, 1.0, 2.0], [1.0, 0.0, 1.5], [2.0, 1.5, 0.0]])
+    common = torch.ones(6, 3, dtype=torch.bool)
+    common[0] = False
+    a = Anchoring("triplet", "cluster", d, common, hyper=AgccParams())
+    _, result, _ = _train(1, a)
+    first = result.history[0]
+    assert first["n_common_pairs"] == 15.0 and first["n_triplets"] > 0
+    assert 0.0 < first["w_mean"] < 1.0 and first["w_std"] > 0.0
+    assert first["n_anchors"] >= first["n_triplets"]
+
+
+def test_pseudo_labels_come_from_an_eval_mode_pass_and_training_mode_is_kept() -> None:
+    src, tgt = toy_corpus("src", 1), toy_corpus("tgt", 2)
+    tp = TP.model_copy(update={"dropout": 0.5})
+    config = model_config(tp, src.frames.shape[1:], 4)
+    model = build_model(config, 0, input_stats(src, src.rows("train")), CPU)
+    batch = make_batch(
+        [(src, src.rows("train")[:3], True), (tgt, tgt.rows("train")[:4], False)], CPU
+    )
+    model.train()
+    probs = target_probs(model, batch)
+    assert model.training and not probs.requires_grad
+    again = target_probs(model, batch)
+    torch.testing.assert_close(probs, again, rtol=0, atol=0)  # no dropout: deterministic
+    rows = tgt.rows("train")[:4]
+    np.testing.assert_allclose(probs.numpy(), predict(model, tgt, rows, 8), rtol=1e-5, atol=1e-6)

@@ -36,9 +36,13 @@ def _read_method_runs(train_dir: Path, method: str) -> pd.DataFrame:
     runs["oracle"] = runs["oracle"].astype(str).str.lower() == "true"
     runs["predictions"] = [f"{method}/{p}" if p else p for p in runs["predictions"]]
     failed = runs[runs["status"] != "FINISHED"]
-    if len(failed):
-        log.warning("%s: leaving out %d runs that did not finish", path, len(failed))
-    return runs[runs["status"] == "FINISHED"]
+    if len(failed):  # never dropped silently: Table II would compare different seed sets
+        first = failed.iloc[0]
+        raise DataError(
+            f"{path}: {len(failed)} run(s) did not finish (e.g. {first['direction']} seed "
+            f"{first['seed']}: {first['status']}); re-run the train@{method} stage"
+        )
+    return runs
 
 
 def load_runs(train_dir: Path, methods: tuple[str, ...]) -> pd.DataFrame:

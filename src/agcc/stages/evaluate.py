@@ -13,10 +13,15 @@ target->target as the paper's C->C / I->I rows), on the target test split:
   4-class argmax. The paper trains dedicated binary models; ``evaluate.binary_models: true``
   asks for those, which this pipeline does not implement (a ConfigError naming the param).
 * Mean and sample standard deviation over the seeds of each method and direction.
-* Paired bootstrap CIs of AG-CC minus each cross-corpus baseline (4-class UAR): each of
-  ``evaluate.bootstrap`` resamples draws test utterances with replacement once, applies the same
-  draw to every method and seed (paired), and takes the difference of the seed-averaged UARs;
-  the CI is the central ``evaluate.ci`` interval of those differences.
+* Every method and direction must have the same seeds: a failed or missing train run is a
+  DataError naming the method, direction and seeds (no silent dropping).
+* Hierarchical paired bootstrap CIs of AG-CC minus each cross-corpus baseline (4-class UAR):
+  each of ``evaluate.bootstrap`` resamples draws seeds with replacement, then test utterances
+  with replacement (the same draws for both methods: paired), and takes the difference of the
+  UARs averaged over the drawn seeds; the CI is the central ``evaluate.ci`` interval of those
+  differences, so it covers seed and utterance variation. Two-sided bootstrap p-values,
+  Holm-adjusted over the comparisons against AG-CC within each direction. With fewer than 3
+  seeds the CI is reported but flagged "not meaningful".
 
 Outputs: table2.csv, table2.md (our table, the CIs, then the paper's own Table II as a separate
 reference block, never mixed with ours), table2.png (4-class UAR per row with the seed spread)
@@ -37,6 +42,7 @@ from agcc.io.predictions import load_runs
 from agcc.params import BaseParams, EvaluateParams
 from agcc.tables import (
     bootstrap_cis,
+    check_seed_sets,
     score_runs,
     table2,
     table2_markdown,
@@ -75,9 +81,12 @@ def run(
         runs = load_runs(train_dir, methods)
         log.info("scoring %d runs from %s", len(runs), train_dir)
         scores, preds = score_runs(runs, train_dir, base.emotions)
+        check_seed_sets(scores)
         t2 = table2(scores, base.emotions)
         log.info("bootstrap: %d resamples per comparison", ep.bootstrap)
         cis = bootstrap_cis(preds, ep, base.seed, len(base.emotions))
+        if (cis["ci_flag"] != "").any():
+            log.warning("fewer than 3 seeds: the bootstrap CIs are reported but not meaningful")
         out_dir.mkdir(parents=True, exist_ok=True)
         t2.to_csv(out_dir / "table2.csv", index=False)
         (out_dir / "table2.md").write_text(table2_markdown(t2, cis, base.emotions, ep), "utf-8")

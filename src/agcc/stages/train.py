@@ -21,12 +21,14 @@ method's section travelling on its :class:`~agcc.training.anchoring.Anchoring`.
 say ORACLE in their name, MLflow tags, folders and Table II rows.
 
 Outputs under ``out_dir`` (``data/train/<method>``): ``runs/<key>[_ORACLE]/seed<k>/`` with
-model.pt (:func:`agcc.io.checkpoint.load_checkpoint`), history.csv (per-epoch losses and
-validation UAR) and per served target predictions_<target>.csv (utt_id, true, pred,
-prob_<emotion>...) and confusion_<target>.png, where ``<key>`` is ``<source>_to_<target>`` for
-anchored methods and the corpus for source_only; runs.csv (one row per served target, with the
-columns of :data:`agcc.io.predictions.RUN_COLUMNS`; paths relative to ``out_dir``), skips.csv
-and metrics.json (mean test UAR per direction; no wall-clock time, which goes to MLflow).
+model.pt (:func:`agcc.io.checkpoint.load_checkpoint`), history.csv (per-epoch losses,
+validation UAR and, for the triplet methods, anchors, triplets, common pairs, labelled shares
+and the mean and std of w; also the nested run's MLflow step metrics) and per served target
+predictions_<target>.csv (utt_id, true, pred, prob_<emotion>...) and confusion_<target>.png,
+where ``<key>`` is ``<source>_to_<target>`` for anchored methods and the corpus for
+source_only; runs.csv (one row per served target, with the columns of
+:data:`agcc.io.predictions.RUN_COLUMNS`; paths relative to ``out_dir``), skips.csv and
+metrics.json (mean test UAR per direction; no wall-clock time, which goes to MLflow).
 Utterances without features are skipped and counted (the stage fails loudly above
 ``base.max_skip_share`` before training); NaN/inf features, a class missing from a training
 split and stale segments or clusters are errors naming the file.

@@ -12,16 +12,18 @@
   and the ``top_m`` MOST similar layers are anchored: as with AG-CC's common clusters and
   PA-CC's shared vowels, an anchor is what the corpora already share, and aligning through it
   pulls the rest of the representation along.
-* ``ag_cc`` (the paper): anchors are target segments whose AG cluster is common (overlap o(i) >=
-  ``analyze.common_threshold`` between the direction's source and target over all their
-  segments, :mod:`agcc.overlap`); positive = a source segment of the same cluster and emotion,
-  negative = a source segment of another cluster and the same emotion, w = exp(-beta *
+* ``ag_cc`` (the paper): anchors are target segments whose (vowel, AG cluster) pair is common
+  (Table I per vowel: overlap o(i) >= ``analyze.common_threshold`` between the direction's
+  source and target shares of that vowel's train and val segments, :mod:`agcc.overlap`; test
+  segments never count); positive = a source segment of the same cluster and emotion, negative
+  = a source segment of another cluster and the same emotion, of any vowel; w = exp(-beta *
   D[k_a, k_n]) with D the AG centroid divergences; L = L_ER + gamma * L_AG.
 
 Triplets are mined within a step: anchors are the step's target segments, the pool its source
-segments. An anchor's emotion is the pseudo-label of its utterance, the current prediction of
-the same forward pass when its probability is at least ``pseudo_label_threshold`` (no gradient
-through the label), or the true label with ``train.oracle`` (analysis only).
+segments. An anchor's emotion is the pseudo-label of its utterance, the current model's
+prediction from an eval-mode (dropout off), no-grad forward pass over the step's target
+utterances when its probability is at least ``pseudo_label_threshold``, or the true label with
+``train.oracle`` (analysis only).
 
 :data:`METHODS` is the one registry of methods; :func:`method_anchoring` looks a name up in it
 and attaches the method's own hyperparameters (its ``train.<method>`` section: gamma, and alpha,
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -72,7 +75,7 @@ class Anchoring:
     kind: str  # "none" | "triplet" | "coral"
     group: str = "vowel"  # triplet: "vowel" | "cluster"
     distance: Tensor | None = None  # (G, G): w = exp(-beta * D[g_a, g_n]); None: w = 1
-    common: Tensor | None = None  # (k,) bool: AG clusters whose target segments may anchor
+    common: Tensor | None = None  # (6, k) bool: (vowel, AG cluster) pairs whose segments anchor
     oracle: bool = False  # triplet: true target labels instead of pseudo-labels (analysis only)
     layers: tuple[int, ...] = ()  # coral: anchored encoder layers
     hyper: MethodParams | None = None  # the method's train.<method> section (gamma, alpha...)
@@ -116,11 +119,31 @@ class AGInfo:
         return cls(model.k, model.distance, model.gamma, common_threshold)
 
 
-def common_cluster_mask(src: CorpusData, tgt: CorpusData, k: int, threshold: float) -> np.ndarray:
-    """(k,) AG clusters common to two corpora: overlap o(i) >= threshold over all segments."""
-    counts = np.stack([np.bincount(c.segments.cluster, minlength=k) for c in (src, tgt)])
-    shares = cluster_shares(counts)  # (2, k)
-    return common_clusters(overlap(shares[0], shares[1]), threshold)
+#: Splits whose segments decide the common (vowel, cluster) pairs: never the test split.
+COMMON_SPLITS = ("train", "val")
+
+
+def pair_counts(data: CorpusData, k: int) -> np.ndarray:
+    """(6, k) segment counts per (vowel, AG cluster) over the train and val utterances only."""
+    seg = data.segments
+    keep = np.isin(data.splits[seg.row], COMMON_SPLITS)
+    flat = seg.vowel[keep] * k + seg.cluster[keep]
+    return np.bincount(flat, minlength=len(VOWELS) * k).reshape(len(VOWELS), k)
+
+
+def common_pair_mask(src: CorpusData, tgt: CorpusData, k: int, threshold: float) -> np.ndarray:
+    """(6, k) common (vowel, AG cluster) pairs, Table I per vowel, from train and val segments.
+
+    For each vowel, o(i) compares the two corpora's shares of that vowel's segments over the
+    clusters (:func:`agcc.overlap.overlap`); a pair is common when o(i) >= ``threshold``. The
+    test split's segments take no part, so the target test data never shape training.
+    """
+    counts = np.stack([pair_counts(src, k), pair_counts(tgt, k)], axis=1)  # (6, 2, k)
+    out = np.zeros((len(VOWELS), k), dtype=bool)
+    for v in range(len(VOWELS)):
+        shares = cluster_shares(counts[v])  # (2, k)
+        out[v] = common_clusters(overlap(shares[0], shares[1]), threshold)
+    return out
 
 
 def _vowel_series(corpora: list[CorpusData], v: int, rng: np.random.Generator) -> list:
@@ -208,13 +231,13 @@ def _ag_anchor(
     src: CorpusData, tgt: CorpusData, ag: AGInfo, oracle: bool, device: torch.device
 ) -> Anchoring:
     """ag_cc: triplets grouped by AG cluster, anchors in common clusters, AG-distance weights."""
-    common = common_cluster_mask(src, tgt, ag.k, ag.common_threshold)
+    common = common_pair_mask(src, tgt, ag.k, ag.common_threshold)
     log.info(
-        "%s -> %s: %d of %d AG clusters are common (>= %g %% overlap)",
+        "%s -> %s: %d of %d (vowel, AG cluster) pairs are common (>= %g %% overlap, train+val)",
         src.name,
         tgt.name,
         int(common.sum()),
-        ag.k,
+        common.size,
         ag.common_threshold,
     )
     return Anchoring(
@@ -281,8 +304,10 @@ def triplet_candidates(
     """Which segments may anchor and which form the pool, with every segment's group and emotion.
 
     Anchors: target segments whose utterance has a usable label (``tgt_ok``) and, with
-    ``anchoring.common``, whose AG cluster is common; pool: every source segment. Returns the
-    anchor and pool segment indices and the (S,) group (vowel or cluster) and emotion.
+    ``anchoring.common``, whose (vowel, AG cluster) pair is common; pool: every source segment
+    (a positive or negative need not share the anchor's vowel: AG clusters span vowels).
+    Returns the anchor and pool segment indices and the (S,) group (vowel or cluster) and
+    emotion.
     """
     n = batch.n_first
     emotion = torch.cat([batch.labels[:n], tgt_emotion])[batch.seg_row]  # (S,)
@@ -290,14 +315,30 @@ def triplet_candidates(
     is_tgt = batch.seg_row >= n
     anchor_ok = is_tgt & ok
     if anchoring.common is not None:
-        anchor_ok &= anchoring.common[batch.seg_cluster]
+        anchor_ok &= anchoring.common[batch.seg_vowel, batch.seg_cluster]
     groups = batch.seg_cluster if anchoring.group == "cluster" else batch.seg_vowel
     anc, pool = anchor_ok.nonzero().squeeze(1), (~is_tgt).nonzero().squeeze(1)
     return anc, pool, groups, emotion
 
 
+def target_pseudo_labels(
+    tgt_probs: Tensor | None, batch: Batch, anchoring: Anchoring, tp: TrainParams
+) -> tuple[Tensor, Tensor]:
+    """Each target utterance's emotion (B_t,) and whether it is usable (B_t,) bool.
+
+    Pseudo-labels: the argmax of ``tgt_probs`` (eval-mode probabilities, no gradient), usable
+    when at least ``pseudo_label_threshold``; with ``anchoring.oracle`` the true labels.
+    """
+    n = batch.n_first
+    if anchoring.oracle:
+        return batch.labels[n:], batch.labels[n:] >= 0
+    if tgt_probs is None:
+        raise ValueError("triplet anchoring without oracle labels needs the target probabilities")
+    return pseudo_label_mask(tgt_probs, tp.pseudo_label_threshold)
+
+
 def triplet_term(
-    out_logits: Tensor,
+    tgt_probs: Tensor | None,
     h: Tensor,
     batch: Batch,
     anchoring: Anchoring,
@@ -306,29 +347,62 @@ def triplet_term(
 ) -> tuple[Tensor, dict[str, float]]:
     """Soft triplet loss of the step's target-segment anchors against its source segments.
 
-    An anchor's emotion is its utterance's pseudo-label (the detached prediction when its
-    probability is at least ``pseudo_label_threshold``) or, with ``anchoring.oracle``, the true
-    label. The margin alpha and weight scale beta come from ``anchoring.hyper``. Returns the
-    loss (Eq. 2, mean over triplets), the number of triplets and the share of target utterances
-    with a usable (confident, or oracle) label.
+    ``tgt_probs`` (B_t, C) are the target utterances' class probabilities from an eval-mode,
+    no-grad pass (:func:`target_pseudo_labels`); ignored with ``anchoring.oracle``. The margin
+    alpha and weight scale beta come from ``anchoring.hyper``. Returns the loss (Eq. 2, mean
+    over triplets) and the step's counts (:func:`_triplet_stats`).
     """
-    n = batch.n_first
-    if anchoring.oracle:
-        tgt_emotion, tgt_ok = batch.labels[n:], batch.labels[n:] >= 0
-    else:
-        probs = torch.softmax(out_logits[n:].detach(), dim=1)  # (B_t, C)
-        tgt_emotion, tgt_ok = pseudo_label_mask(probs, tp.pseudo_label_threshold)
+    tgt_emotion, tgt_ok = target_pseudo_labels(tgt_probs, batch, anchoring, tp)
     anc, pool, groups, emotion = triplet_candidates(batch, anchoring, tgt_emotion, tgt_ok)
     a, p, ng = mine_triplets(groups[anc], emotion[anc], groups[pool], emotion[pool], generator)
     ia, ip, ineg = anc[a], pool[p], pool[ng]
     idx = torch.cat([ia, ip, ineg])
     z = pool_segments(h, batch.seg_row[idx], batch.seg_lo[idx], batch.seg_hi[idx])  # (3N, d)
     z_a, z_p, z_n = z.view(3, len(a), z.shape[1])  # (3, N, d); N may be 0
-    w = 1.0
+    w = z.new_ones(len(a))
     if anchoring.distance is not None:
         w = soft_weights(anchoring.distance, groups[ia], groups[ineg], anchoring.param("beta"))
-    stats = {"n_triplets": float(len(a)), "labelled_share": tgt_ok.float().mean().item()}
+    stats = _triplet_stats(batch, anchoring, tgt_ok, len(anc), w)
     return soft_triplet(z_a, z_p, z_n, w, anchoring.param("alpha")), stats
+
+
+def _triplet_stats(
+    batch: Batch, anchoring: Anchoring, tgt_ok: Tensor, n_anchors: int, w: Tensor
+) -> dict[str, float]:
+    """A step's anchoring counts: anchors, triplets, sums of w and w^2, labelled shares.
+
+    ``labelled_share`` is over the target utterances, ``labelled_segment_share`` over their
+    segments (a pseudo-label at or above the threshold, or an oracle label); with common pairs,
+    ``n_common_pairs`` is their number. The trainer turns the sums into the epoch's mean and
+    std of w (:func:`epoch_means`).
+    """
+    is_tgt = batch.seg_row >= batch.n_first
+    seg_ok = tgt_ok[batch.seg_row[is_tgt] - batch.n_first].float()
+    stats = {
+        "n_anchors": float(n_anchors),
+        "n_triplets": float(len(w)),
+        "w_sum": float(w.detach().sum()),
+        "w_sumsq": float((w.detach() ** 2).sum()),
+        "labelled_share": tgt_ok.float().mean().item() if len(tgt_ok) else 0.0,
+        "labelled_segment_share": seg_ok.mean().item() if len(seg_ok) else 0.0,
+    }
+    if anchoring.common is not None:
+        stats["n_common_pairs"] = float(anchoring.common.sum())
+    return stats
+
+
+def epoch_means(totals: dict[str, float], n_steps: int) -> dict[str, float]:
+    """Per-step means of summed step stats; w's sums become the epoch's mean and std of w.
+
+    ``w_mean`` and ``w_std`` are over every triplet of the epoch and absent when it had none.
+    """
+    out = {k: v / max(n_steps, 1) for k, v in totals.items() if k not in ("w_sum", "w_sumsq")}
+    n = totals.get("n_triplets", 0.0)
+    if "w_sum" in totals and n > 0:
+        mean = totals["w_sum"] / n
+        out["w_mean"] = mean
+        out["w_std"] = math.sqrt(max(totals["w_sumsq"] / n - mean * mean, 0.0))
+    return out
 
 
 def coral_term(layer_pooled: Tensor, n_first: int, layers: tuple[int, ...]) -> Tensor:

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from agcc.models import SERConfig, SERModel
 from agcc.params import TrainParams
 from agcc.stats import uar
-from agcc.training.anchoring import Anchoring, coral_term, triplet_term
+from agcc.training.anchoring import Anchoring, coral_term, epoch_means, triplet_term
 from agcc.training.batches import Batch, epoch_batches, make_batch
 from agcc.training.data import CorpusData
 
@@ -54,7 +54,7 @@ def configure_threads(device: torch.device) -> None:
 
 
 def model_config(tp: TrainParams, frame_shape: tuple[int, ...], n_classes: int) -> SERConfig:
-    """The SER model's config from the params and the feature frame shape (D,) or (L, D)."""
+    """The SER model's config from the params and the frame shape (D,) or (L, D); sinusoidal PE."""
     return SERConfig(
         input_dim=int(frame_shape[-1]),
         n_classes=n_classes,
@@ -64,6 +64,7 @@ def model_config(tp: TrainParams, frame_shape: tuple[int, ...], n_classes: int) 
         n_layers=tp.n_layers,
         fc_hidden=tp.fc_hidden,
         dropout=tp.dropout,
+        positional="sinusoidal",
     )
 
 
@@ -92,16 +93,35 @@ def build_model(
     return model
 
 
+@torch.no_grad()
+def target_probs(model: SERModel, batch: Batch) -> Tensor:
+    """Class probabilities (B_t, C) of the batch's target rows in eval mode (dropout off)."""
+    was_training = model.training
+    model.eval()
+    n = batch.n_first
+    lengths = batch.lengths[n:]
+    out = model(batch.x[n:, : int(lengths.max())], lengths)
+    model.train(was_training)
+    return torch.softmax(out.logits, dim=1)
+
+
 def step_loss(
     model: SERModel, batch: Batch, anchoring: Anchoring, tp: TrainParams, gen: torch.Generator
 ) -> tuple[Tensor, dict[str, float]]:
-    """L = L_ER + gamma * L_anchor for one batch (gamma: the method's section on ``anchoring``)."""
+    """L = L_ER + gamma * L_anchor for one batch (gamma: the method's section on ``anchoring``).
+
+    Triplet methods without oracle labels first take the target pseudo-labels from an eval-mode,
+    no-grad pass (:func:`target_probs`), then run the training pass.
+    """
+    probs = None
+    if anchoring.kind == "triplet" and not anchoring.oracle:
+        probs = target_probs(model, batch)
     out = model(batch.x, batch.lengths)
     n = batch.n_first
     loss_er = F.cross_entropy(out.logits[:n], batch.labels[:n])
     extra: dict[str, float] = {}
     if anchoring.kind == "triplet":
-        loss_anchor, extra = triplet_term(out.logits, out.frames, batch, anchoring, tp, gen)
+        loss_anchor, extra = triplet_term(probs, out.frames, batch, anchoring, tp, gen)
     elif anchoring.kind == "coral":
         loss_anchor = coral_term(out.layer_pooled, n, anchoring.layers)
     else:
@@ -125,9 +145,11 @@ def train_epoch(
     gen: torch.Generator,
     rng_tgt: np.random.Generator | None = None,
 ) -> dict[str, float]:
-    """One pass over the source training utterances; mean losses and triplets per step.
+    """One pass over the source training utterances; per-step means of the step stats.
 
-    ``rng`` draws the source batches, ``rng_tgt`` (default: ``rng``) the target ones.
+    ``rng`` draws the source batches, ``rng_tgt`` (default: ``rng``) the target ones. Triplet
+    methods add anchors, triplets, common pairs, labelled shares and w's mean and std
+    (:func:`agcc.training.anchoring.epoch_means`).
     """
     model.train()
     device = next(model.parameters()).device
@@ -141,9 +163,9 @@ def train_epoch(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        totals = {k: totals.get(k, 0.0) + v for k, v in stats.items()}
+        totals = {k: totals.get(k, 0.0) + stats.get(k, 0.0) for k in {**totals, **stats}}
         n_steps += 1
-    return {k: v / max(n_steps, 1) for k, v in totals.items()}
+    return epoch_means(totals, n_steps)
 
 
 @torch.no_grad()
