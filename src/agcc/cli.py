@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agcc.errors import AgccError
-from agcc.params import load_params
+from agcc.params import TUNABLE_METHODS, ParamsError, TuneParams, load_params
 
 if TYPE_CHECKING:
     from agcc.io.corpus import Inputs
@@ -131,18 +131,24 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_tune(args: argparse.Namespace) -> None:
-    """Optuna study over gamma, alpha, beta and k; objective = UAR on the target DEV split."""
+    """Optuna study over one anchored method's own hyperparameters (ag_cc: and k); objective =
+    UAR on the target DEV split."""
     from agcc.stages import tune
 
     p = load_params(args.params)
+    update = {
+        key: value
+        for key, value in (
+            ("method", args.method),
+            ("storage", args.storage),
+            ("study_name", args.study_name),
+        )
+        if value
+    }
+    if update:  # re-validated: --method needs its ranges in tune.ranges
+        p = p.model_copy(update={"tune": _valid_tune(p.tune.model_dump() | update)})
     p.check_tune_k()
     tp = p.tune
-    if args.storage or args.study_name:
-        update = {
-            "storage": args.storage or tp.storage,
-            "study_name": args.study_name or tp.study_name,
-        }
-        tp = tp.model_copy(update=update)
     metrics = Path(args.metrics) if args.metrics else None
     tune.run(
         _grid_inputs(args),
@@ -156,6 +162,17 @@ def _cmd_tune(args: argparse.Namespace) -> None:
         args.worker,
         metrics,
     )
+
+
+def _valid_tune(raw: dict) -> TuneParams:
+    """The tune section with command-line overrides, validated (errors name the option)."""
+    from pydantic import ValidationError
+
+    try:
+        return TuneParams.model_validate(raw)
+    except ValidationError as e:
+        msgs = "; ".join(err["msg"] for err in e.errors())
+        raise ParamsError(f"agcc tune options: invalid tune section: {msgs}") from e
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
@@ -234,8 +251,13 @@ def _analysis_commands(add: Callable[[str, Command, str], argparse.ArgumentParse
 
 def _tune_command(add: Callable[[str, Command, str], argparse.ArgumentParser]) -> None:
     """The Optuna study (its own pipeline, tune/dvc.yaml)."""
-    sp = add("tune", _cmd_tune, "Optuna study: gamma, alpha, beta, k on the target DEV split")
+    sp = add("tune", _cmd_tune, "Optuna study of one method's own section on the target DEV split")
     _grid_options(sp)
+    sp.add_argument(
+        "--method",
+        choices=TUNABLE_METHODS,
+        help="anchored method to tune (default tune.method); one study per method, same budget",
+    )
     sp.add_argument("--metrics", help="write the study's summary metrics as JSON here")
     sp.add_argument("--n-trials", type=int, help="finished trials to reach (default tune.n_trials)")
     sp.add_argument(

@@ -183,5 +183,13 @@ def layer_similarity(a: Tensor, b: Tensor) -> Tensor:
         raise ValueError(
             f"a, b must be (n, d) with equal d, got {tuple(a.shape)}, {tuple(b.shape)}"
         )
-    a_c, b_c = a - a.mean(dim=0, keepdim=True), b - b.mean(dim=0, keepdim=True)
-    return linear_cka(a_c.T, b_c.T)  # units as examples: (d, n_a), (d, n_b)
+    grams = []
+    for x in (a, b):
+        xc = x - x.mean(dim=0, keepdim=True)  # sample-centred (n, d)
+        xc = xc - xc.mean(dim=1, keepdim=True)  # CKA's centring over the paired units
+        grams.append(xc.T @ xc)  # (d, d) Gram of the units
+    # linear_cka(A_c^T, B_c^T) = <K_a, K_b>_F / (||K_a||_F ||K_b||_F) with the (d, d) unit
+    # Grams, so the cost is O(n d^2) and the memory (d, d), whatever the number of utterances
+    k_a, k_b = grams
+    norm = torch.linalg.matrix_norm(k_a) * torch.linalg.matrix_norm(k_b)
+    return torch.where(norm > 0, (k_a * k_b).sum() / norm.clamp_min(torch.finfo(a.dtype).tiny), 0.0)

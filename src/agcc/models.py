@@ -7,11 +7,13 @@ frame features (B, T, D), or (B, T, L, D) combined by a learned softmax-weighted
 -> utterance embedding = masked mean of h -> 4 fully connected layers -> emotion logits.
 
 Segment embeddings z (the anchors, positives and negatives of the AG loss) are masked means of
-h(t) over a segment's frames, L2-normalised (:func:`pool_segments`). The masked mean of every
-encoder layer's output is returned too, for the layer-anchoring baseline (CORAL on pooled layer
-outputs). The means ignore frame order, so order reaches the model only through the
-positional encoding added to the frame projection (the train stage's models use it; the
-config's default "none" keeps older checkpoints rebuilding as they were trained).
+h(t) over a segment's frames, L2-normalised (:func:`pool_segments`). For the layer-anchoring
+baseline (CORAL on pooled layers) the masked mean of every encoder layer's output is returned
+too and, with all-layer (B, T, L, D) inputs, every input layer's masked mean after
+standardisation and the shared input projection (:attr:`SEROutput.input_pooled`). The means
+ignore frame order, so order reaches the model only through the positional encoding added to
+the frame projection (the train stage's models use it; the config's default "none" keeps older
+checkpoints rebuilding as they were trained).
 """
 
 from __future__ import annotations
@@ -76,6 +78,11 @@ class SEROutput:
     frames: Tensor  # (B, T, d_model) h(t) of the last encoder layer
     mask: Tensor  # (B, T) True on real (non-padding) frames
     layer_pooled: Tensor  # (n_layers, B, d_model) masked mean of each encoder layer's output
+    # (L, B, d_model) with (B, T, L, D) inputs: each input layer's standardised frames, averaged
+    # over the real frames and projected by ``proj``. The projection is linear and the layer
+    # weights sum to 1, so proj(weighted sum) = weighted sum of these per-layer projections:
+    # they are each upstream layer's contribution to the encoder input. None for (B, T, D).
+    input_pooled: Tensor | None = None
 
 
 def length_mask(lengths: Tensor, max_len: int) -> Tensor:
@@ -173,12 +180,21 @@ class SERModel(nn.Module):
         self.in_mean.copy_(mean)
         self.in_std.copy_(std.clamp_min(1e-5))
 
-    def encode(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Frame embeddings h (B, T, d), mask (B, T) and pooled layer outputs (n_layers, B, d)."""
+    def encode(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """h (B, T, d), mask (B, T), pooled layer outputs (n_layers, B, d), input_pooled.
+
+        ``input_pooled`` (L, B, d) with (B, T, L, D) inputs (:attr:`SEROutput.input_pooled`):
+        the masked mean of each standardised input layer, projected by ``proj`` (the mean is
+        taken before the linear projection: the same result, cheaper); None otherwise.
+        """
         x = (x - self.in_mean) / self.in_std  # (B, T, D) or (B, T, L, D)
-        if self.layer_sum is not None:
-            x = self.layer_sum(x)  # (B, T, L, D) -> (B, T, D)
         mask = length_mask(lengths, x.shape[1])  # (B, T)
+        in_pooled = None
+        if self.layer_sum is not None:
+            weights = mask.to(x.dtype)[..., None, None]  # (B, T, 1, 1)
+            mean = (x * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)  # (B, L, D)
+            in_pooled = self.proj(mean).transpose(0, 1)  # (L, B, d)
+            x = self.layer_sum(x)  # (B, T, L, D) -> (B, T, D)
         h = self.proj(x)  # (B, T, d)
         if self.config.positional == "sinusoidal":
             h = h + sinusoidal_encoding(h.shape[1], h.shape[2], h.device)
@@ -188,7 +204,7 @@ class SERModel(nn.Module):
             # unspecified) can leak into a pooled mean through 0 * NaN
             h = layer(h, src_key_padding_mask=~mask).masked_fill(~mask[..., None], 0.0)
             pooled.append(masked_mean(h, mask))
-        return h, mask, torch.stack(pooled)  # (B, T, d), (B, T), (n_layers, B, d)
+        return h, mask, torch.stack(pooled), in_pooled
 
     def forward(self, x: Tensor, lengths: Tensor) -> SEROutput:
         """x: (B, T, D) or (B, T, L, D) zero-padded frames; lengths: (B,) real frame counts."""
@@ -198,6 +214,8 @@ class SERModel(nn.Module):
                 f"expected {expected}-d input for n_input_layers={self.config.n_input_layers}, "
                 f"got shape {tuple(x.shape)}"
             )
-        h, mask, pooled = self.encode(x, lengths)
+        h, mask, pooled, in_pooled = self.encode(x, lengths)
         logits = self.head(masked_mean(h, mask))  # (B, C)
-        return SEROutput(logits=logits, frames=h, mask=mask, layer_pooled=pooled)
+        return SEROutput(
+            logits=logits, frames=h, mask=mask, layer_pooled=pooled, input_pooled=in_pooled
+        )

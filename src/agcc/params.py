@@ -233,10 +233,17 @@ class HardAgParams(Section):
 
 
 class LaccParams(Section):
-    """la_cc: L_ER + gamma * CORAL on the ``top_m`` most similar encoder layers."""
+    """la_cc: L_ER + gamma * CORAL on the ``top_m`` layers most similar across the corpora.
 
-    gamma: float = Field(1.0, ge=0.0)  # weight of the anchoring loss
-    top_m: int = Field(2, ge=1)  # layers anchored, the most similar by linear CKA
+    With all-layer features (``features.layer: all``) the layers are the upstream model's,
+    chosen before training; otherwise the SER encoder's, chosen after ``warmup_epochs``
+    source-only epochs. ``top_m`` must be smaller than the layers available (checked when the
+    layer count is known: :func:`agcc.training.anchoring.check_top_m`).
+    """
+
+    gamma: float = Field(100.0, ge=0.0)  # weight of the CORAL term (its own scale, see docs)
+    top_m: int = Field(1, ge=1)  # layers anchored, the most similar by linear CKA
+    warmup_epochs: int = Field(2, ge=0)  # source-only epochs before choosing encoder layers
 
 
 class AgccParams(Section):
@@ -372,38 +379,107 @@ class EvaluateParams(Section):
     ci: float = Field(0.95, gt=0.5, lt=1.0)  # central percentile interval; p-values Holm-adjusted
 
 
-class TuneParams(Section):
-    """Optuna search over train.ag_cc's gamma, alpha, beta and the AG model's k (method.md s. 9).
+#: Methods ``agcc tune`` can tune: those with an anchoring loss and hyperparameters of their own.
+TUNABLE_METHODS = ("pa_cc", "hard_ag", "la_cc", "ag_cc")
 
-    The objective is the UAR on the labelled target DEV split (disjoint from test), mean over
-    ``seeds``; k picks among the cached elbow-sweep models of the cluster stage.
+
+def searchable_fields(method: str) -> dict[str, type]:
+    """The numeric (float or int) fields of ``train.<method>``: what tuning ``method`` searches."""
+    fields = METHOD_SECTIONS[method].model_fields
+    return {n: f.annotation for n, f in fields.items() if f.annotation in (float, int)}
+
+
+Range = tuple[float, float]
+#: Default ranges: the triplet methods share theirs (same ranges, same budget); la_cc's CORAL
+#: gamma has its own scale.
+_TRIPLET_RANGES: dict[str, Range] = {"gamma": (0.1, 3.0), "alpha": (0.05, 1.0), "beta": (0.0, 1.0)}
+DEFAULT_RANGES: dict[str, dict[str, Range]] = {
+    "pa_cc": {k: _TRIPLET_RANGES[k] for k in ("gamma", "alpha")},
+    "hard_ag": dict(_TRIPLET_RANGES),
+    "la_cc": {"gamma": (100.0, 10000.0), "top_m": (1, 1), "warmup_epochs": (0, 4)},
+    "ag_cc": dict(_TRIPLET_RANGES),
+}
+
+
+def _check_range(method: str, name: str, low: float, high: float) -> None:
+    """A range of ``train.<method>.<name>``: a searched field, valid bounds (ints for ints)."""
+    where = f"tune.ranges.{method}.{name}"
+    fields = searchable_fields(method)
+    if name not in fields:
+        raise ValueError(f"{where}: train.{method} has no numeric field {name!r} ({list(fields)})")
+    if not 0.0 <= low <= high:
+        raise ValueError(f"{where} must be [low, high] with 0 <= low <= high, got {[low, high]}")
+    if fields[name] is int and not (float(low).is_integer() and float(high).is_integer()):
+        raise ValueError(f"{where}: train.{method}.{name} is an int, got {[low, high]}")
+    for bound in (low, high):
+        try:
+            METHOD_SECTIONS[method].model_validate({name: bound})
+        except ValidationError as e:
+            raise ValueError(f"{where}: {bound} is invalid: {e.errors()[0]['msg']}") from e
+
+
+class TuneParams(Section):
+    """Optuna search over one anchored method's own section (and ag_cc's k) (method.md s. 9).
+
+    ``method`` (pa_cc, hard_ag, la_cc or ag_cc) searches every numeric field of its
+    ``train.<method>`` section within ``ranges[method]`` (uniform; ints as ints), with the same
+    ``n_trials`` whichever the method; ag_cc also searches k among the
+    cached elbow-sweep models of the cluster stage. The objective is the UAR on the labelled
+    target DEV split (disjoint from test), mean over ``seeds``.
     """
 
-    method: Literal["ag_cc"] = "ag_cc"
+    method: Literal["pa_cc", "hard_ag", "la_cc", "ag_cc"] = "ag_cc"
     direction: tuple[str, str] | None = None  # [source, target]; None = first train.directions
-    study_name: str = Field("agcc-ag_cc", min_length=1)
+    study_name: str | None = Field(None, min_length=1)  # None = agcc-<method>
     storage: str = Field("sqlite:///data/tune/optuna.db", min_length=1)  # any RDB URL
     n_trials: int = Field(20, ge=1)  # finished trials the study reaches (all workers together)
     seed: int = 13  # TPE sampler seed
     seeds: tuple[int, ...] = (1,)  # training seeds per trial
     max_epochs: int | None = Field(None, ge=1)  # None = train.max_epochs
-    gamma: tuple[float, float] = (0.1, 3.0)
-    alpha: tuple[float, float] = (0.05, 1.0)
-    beta: tuple[float, float] = (0.0, 1.0)
-    k: tuple[int, ...] = (8, 10, 12, 15)
+    # per method: {field: [low, high]} of every numeric field of train.<method>
+    ranges: dict[Literal["pa_cc", "hard_ag", "la_cc", "ag_cc"], dict[str, Range]] = DEFAULT_RANGES
+    k: tuple[int, ...] = (8, 10, 12, 15)  # ag_cc only
     pruner_startup_trials: int = Field(5, ge=0)  # MedianPruner: trials before pruning starts
     pruner_warmup_epochs: int = Field(2, ge=0)  # MedianPruner: epochs before a trial can be pruned
 
-    @field_validator("gamma", "alpha", "beta")
+    @property
+    def study(self) -> str:
+        """The study's name: ``study_name``, or ``agcc-<method>`` when unset."""
+        return self.study_name or f"agcc-{self.method}"
+
+    def space(self) -> dict[str, tuple[float, float]]:
+        """The method's searched fields and their ranges (ints stay ints)."""
+        ranges = self.ranges.get(self.method, {})
+        return {
+            n: tuple(int(b) for b in ranges[n]) if t is int else ranges[n]
+            for n, t in searchable_fields(self.method).items()
+        }
+
+    @field_validator("ranges")
     @classmethod
-    def _range(cls, v: tuple[float, float]) -> tuple[float, float]:
-        if not 0.0 <= v[0] <= v[1]:
-            raise ValueError(f"a range must be [low, high] with 0 <= low <= high, got {list(v)}")
+    def _ranges(cls, v: dict[str, dict[str, Range]]) -> dict[str, dict[str, Range]]:
+        """Each range names a numeric field of its method, is [low, high] and fits the field."""
+        for method, fields in v.items():
+            for name, (low, high) in fields.items():
+                _check_range(method, name, low, high)
         return v
+
+    @model_validator(mode="after")
+    def _method_has_ranges(self) -> TuneParams:
+        """Every searched field of the tuned method needs a range."""
+        have = set(self.ranges.get(self.method, {}))
+        missing = sorted(set(searchable_fields(self.method)) - have)
+        if missing:
+            raise ValueError(
+                f"tune.method {self.method} searches train.{self.method} fields {missing}: "
+                "add " + ", ".join(f"tune.ranges.{self.method}.{n}" for n in missing)
+            )
+        return self
 
     @field_validator("k", "seeds")
     @classmethod
     def _distinct(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        """k choices and training seeds: a non-empty list of distinct ints."""
         if not v or len(set(v)) != len(v):
             raise ValueError(f"must be a non-empty list of distinct ints, got {list(v)}")
         return v
@@ -439,7 +515,9 @@ class Params(Section):
 
     def check_tune_k(self) -> None:
         """Fail when a tune.k choice has no cached AG model (checked by the tune stage only,
-        so shrinking cluster.k_grid does not break the other stages)."""
+        so shrinking cluster.k_grid does not break the other stages); only ag_cc searches k."""
+        if self.tune.method != "ag_cc":
+            return
         cached = set(self.cluster.k_grid) | ({self.cluster.k} if self.cluster.k else set())
         stray = sorted(set(self.tune.k) - cached)
         if stray:
@@ -450,6 +528,7 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _tune_direction(self) -> Params:
+        """tune.direction, when set, is one of train.directions."""
         d = self.tune.direction
         if d is not None and tuple(d) not in {tuple(x) for x in self.train.directions}:
             raise ValueError(

@@ -86,7 +86,7 @@ def _args(root: Path, params: Path, *extra: str) -> list[str]:
 def _study(params: Path) -> optuna.Study:
     """The study named in the params file."""
     tp = load_params(params).tune
-    return optuna.load_study(study_name=tp.study_name, storage=tp.storage)
+    return optuna.load_study(study_name=tp.study, storage=tp.storage)
 
 
 def _workers(root: Path, params: Path, n: int) -> None:
@@ -134,7 +134,24 @@ def test_two_worker_processes_share_one_sqlite_study(tune_root: Path) -> None:
     assert set(best) == {"train.ag_cc.gamma", "train.ag_cc.alpha", "train.ag_cc.beta", "cluster.k"}
     text = (tune_root / "tune" / "best_params.txt").read_text()
     assert "target DEV split (disjoint from test)" in text and "-S train.ag_cc.gamma=" in text
+    assert (tune_root / "tune" / "tuned_method.txt").read_text() == "ag_cc\n"
     assert (tune_root / "tune" / "optimization_history.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("method", ["pa_cc", "hard_ag", "la_cc"])
+def test_every_anchored_method_tunes_its_own_section(tune_root: Path, method: str) -> None:
+    from agcc.cli import main
+    from agcc.params import searchable_fields
+
+    params = tune_params(tune_root, n_trials=2)
+    assert main(_args(tune_root, params, "--method", method)) == 0
+    study = optuna.load_study(study_name=f"agcc-{method}", storage=load_params(params).tune.storage)
+    _check_exactly(study, 2)
+    assert all(set(t.params) == set(searchable_fields(method)) for t in study.get_trials())
+    best = yaml.safe_load((tune_root / "tune" / "best_params.yaml").read_text())
+    assert set(best) == {f"train.{method}.{n}" for n in searchable_fields(method)}
+    assert (tune_root / "tune" / "tuned_method.txt").read_text() == f"{method}\n"
+    assert f"-S train.{method}." in (tune_root / "tune" / "best_params.txt").read_text()
 
 
 def test_resume_adds_trials_and_each_trial_is_a_nested_mlflow_run(tune_root: Path) -> None:

@@ -176,6 +176,17 @@ def test_layer_similarity_compares_covariance_structures_of_different_examples()
     assert layer_similarity(src, other).item() < 0.5
 
 
+def test_layer_similarity_is_linear_cka_with_units_as_examples() -> None:
+    gen = torch.Generator().manual_seed(1)
+    a = torch.randn(40, 5, generator=gen, dtype=torch.float64)
+    b = torch.randn(25, 5, generator=gen, dtype=torch.float64) @ torch.randn(
+        5, 5, generator=gen, dtype=torch.float64
+    )
+    a_c, b_c = a - a.mean(dim=0), b - b.mean(dim=0)  # the (d, d) Gram form equals the definition
+    assert layer_similarity(a, b).item() == pytest.approx(linear_cka(a_c.T, b_c.T).item())
+    assert layer_similarity(a, torch.ones(7, 5, dtype=torch.float64)).item() == 0.0
+
+
 # pseudo-labels ------------------------------------------------------------------------------
 
 

@@ -98,7 +98,7 @@ def test_each_method_has_its_own_section_with_only_its_hyperparameters(raw: dict
     assert tp.hyper("source_only").model_dump() == {}
     assert tp.hyper("pa_cc").model_dump() == {"gamma": 1.0, "alpha": 0.3}
     assert tp.hyper("hard_ag").model_dump() == {"gamma": 1.0, "alpha": 0.3, "beta": 0.2}
-    assert tp.hyper("la_cc").model_dump() == {"gamma": 1.0, "top_m": 2}
+    assert tp.hyper("la_cc").model_dump() == {"gamma": 100.0, "top_m": 1, "warmup_epochs": 2}
     assert tp.hyper("ag_cc").model_dump() == {"gamma": 1.0, "alpha": 0.3, "beta": 0.2}
     assert tp.hyper("upper_bound") is tp.source_only  # the same models as source_only
     assert "upper_bound" not in tp.methods and tp.upper_bound

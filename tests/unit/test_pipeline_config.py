@@ -156,11 +156,11 @@ def test_each_train_stage_tracks_its_own_method_section_and_no_other() -> None:
     assert not [k for k in evaluate["params"] if k.split(".")[-1] in METHOD_SECTIONS]
 
 
-def test_tune_tracks_ag_ccs_section_and_no_other_method() -> None:
-    from agcc.params import METHOD_SECTIONS
+def test_tune_tracks_the_tunable_methods_sections_only() -> None:
+    from agcc.params import METHOD_SECTIONS, TUNABLE_METHODS
 
     tune = yaml.safe_load((REPO / "tune" / "dvc.yaml").read_text())["stages"]["tune"]
     params = load_params(REPO / "params.yaml")
     assert all(_has_key(params, k) for k in tune["params"]), tune["params"]
     sections = {k for k in tune["params"] if k.split(".")[:2][-1] in METHOD_SECTIONS}
-    assert sections == {"train.ag_cc"} and "train" not in tune["params"]
+    assert sections == {f"train.{m}" for m in TUNABLE_METHODS} and "train" not in tune["params"]

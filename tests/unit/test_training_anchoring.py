@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import typing
 
 import numpy as np
@@ -10,23 +11,35 @@ import torch
 
 from agcc.errors import ConfigError
 from agcc.overlap import cluster_shares, common_clusters, overlap
-from agcc.params import ALL_METHODS, AgccParams, HardAgParams, PaccParams, TrainParams
+from agcc.params import (
+    ALL_METHODS,
+    AgccParams,
+    HardAgParams,
+    LaccParams,
+    PaccParams,
+    TrainParams,
+)
 from agcc.training.anchoring import (
     METHODS,
     TRIPLET_METHODS,
     AGInfo,
     Anchoring,
+    check_top_m,
+    choose_input_layers,
     common_pair_mask,
+    coral_inputs,
     coral_term,
     epoch_means,
     method_anchoring,
     method_builder,
     pair_counts,
+    top_layers,
     triplet_candidates,
     triplet_term,
 )
-from agcc.training.batches import Batch
-from tests.unit.training_toy import toy_corpus
+from agcc.training.batches import Batch, make_batch
+from agcc.training.trainer import build_model, input_stats, model_config
+from tests.unit.training_toy import all_layer_corpus, toy_corpus
 
 T = torch.tensor
 
@@ -179,7 +192,8 @@ def test_each_method_gets_its_anchoring() -> None:
     assert kinds["ag_cc"].common.dtype == torch.bool and kinds["ag_cc"].common.shape == (6, 3)
     assert [m for m, a in kinds.items() if a.oracle] == list(TRIPLET_METHODS)
     assert all(a.hyper is tp.hyper(m) for m, a in kinds.items())  # each method's own section
-    assert kinds["la_cc"].param("top_m") == 2 and kinds["ag_cc"].param("beta") == 0.2
+    assert kinds["la_cc"].param("top_m") == 1 and kinds["ag_cc"].param("beta") == 0.2
+    assert kinds["la_cc"].site == "encoder" and kinds["la_cc"].layers == ()  # chosen in fit
 
 
 def test_a_method_needs_its_own_section() -> None:
@@ -219,3 +233,47 @@ def test_common_pairs_ignore_the_test_split() -> None:
     np.testing.assert_array_equal(common_pair_mask(src, tgt, 3, 30.0), before)
     tgt.segments.cluster[~test] = 0  # train and val segments do count
     assert not np.array_equal(common_pair_mask(src, tgt, 3, 30.0), before)
+
+
+# la_cc ---------------------------------------------------------------------------------------
+
+
+def test_top_m_must_be_smaller_than_the_layers_available() -> None:
+    check_top_m(1, 2, "x")
+    with pytest.raises(ConfigError, match=r"train.la_cc.top_m = 2 .* the 2 SER encoder"):
+        check_top_m(2, 2, "SER encoder")
+    assert top_layers([0.2, 0.9, 0.5, 0.9], 2) == (1, 3) and top_layers([0.1, 0.3], 1) == (1,)
+
+
+def test_all_layer_features_anchor_the_upstream_layers_most_alike_before_training() -> None:
+    # layer 0 and 2 of the target keep the source's covariance structure, layer 1 distorts it
+    src = all_layer_corpus("a", 1, (1.0, 1.0, 1.0))
+    tgt = all_layer_corpus("b", 2, (1.0, 1.6, 1.0))
+    layers, sims = choose_input_layers(src, tgt, 2)
+    assert layers == (0, 2) and len(sims) == 3 and sims[1] < min(sims[0], sims[2])
+    with pytest.raises(ConfigError, match=r"top_m = 3 .* 3 upstream"):
+        choose_input_layers(src, tgt, 3)
+    a = method_anchoring("la_cc", src, tgt, _ag(), False, torch.device("cpu"), LaccParams())
+    assert (a.kind, a.site, len(a.layers), len(a.similarity)) == ("coral", "input", 1, 3)
+
+
+def test_coral_on_upstream_layers_reaches_the_input_projection() -> None:
+    src, tgt = all_layer_corpus("a", 1, (1.0, 1.3)), all_layer_corpus("b", 2, (1.0, 1.6))
+    tp = TrainParams(d_model=8, n_heads=2, n_layers=1, fc_hidden=8, dropout=0.0)
+    config = model_config(tp, src.frames.shape[1:], 4)
+    assert config.n_input_layers == 2
+    model = build_model(config, 0, input_stats(src, src.rows("train")), torch.device("cpu"))
+    rows_s, rows_t = src.rows("train")[:5], tgt.rows("train")[:6]
+    batch = make_batch([(src, rows_s, True), (tgt, rows_t, False)], torch.device("cpu"))
+    out = model(batch.x, batch.lengths)
+    assert out.input_pooled.shape == (2, 11, 8)
+    first = src.frames[src.start[rows_s[0]] :][: src.length[rows_s[0]]]  # (T, 2, D)
+    x = (torch.as_tensor(first, dtype=torch.float32) - model.in_mean) / model.in_std
+    torch.testing.assert_close(out.input_pooled[:, 0], model.proj(x.mean(dim=0)))
+    anchoring = Anchoring("coral", layers=(1,), site="input", hyper=LaccParams())
+    loss = coral_term(coral_inputs(out, anchoring), batch.n_first, anchoring.layers)
+    loss.backward()
+    assert loss.item() > 0 and model.proj.weight.grad.abs().sum() > 0
+    assert all(p.grad is None or not p.grad.any() for p in model.layers.parameters())
+    with pytest.raises(ValueError, match="all-layer"):
+        coral_inputs(dataclasses.replace(out, input_pooled=None), anchoring)

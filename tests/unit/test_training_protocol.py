@@ -1,8 +1,9 @@
 """Training protocol: target labels and the target test split's mouth data never shape training.
 
 Every method is trained as the train stage trains it (anchoring from the registry, la_cc's layers
-chosen on the fresh model) on toy corpora read through :func:`agcc.training.data.corpus_data`,
-then trained again on a changed target corpus; the weights and histories must be bit-identical.
+chosen after its source-only warm-up) on toy corpora read through
+:func:`agcc.training.data.corpus_data`, then trained again on a changed target corpus; the
+weights and histories must be bit-identical.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 
 from agcc.params import VOWELS, TrainParams
 from agcc.skips import SkipReport
-from agcc.training.anchoring import AGInfo, choose_layers, method_anchoring, vowel_distance
+from agcc.training.anchoring import AGInfo, method_anchoring, vowel_distance
 from agcc.training.data import CorpusData, FeatureArrays, corpus_data
 from agcc.training.trainer import build_model, fit, input_stats, model_config
 from tests.unit.training_toy import toy_corpus
@@ -89,10 +90,7 @@ def _fit(method: str, src: CorpusData, tgt: CorpusData, oracle: bool = False) ->
     anchoring = method_anchoring(method, src, tgt, ag, oracle, CPU, TP.hyper(method))
     config = model_config(TP, src.frames.shape[1:], len(EMOTIONS))
     model = build_model(config, 1, input_stats(src, src.rows("train")), CPU)
-    if anchoring.kind == "coral":
-        layers, _ = choose_layers(model, src, tgt, TP, 1, int(anchoring.param("top_m")))
-        anchoring = dataclasses.replace(anchoring, layers=layers)
-    second = tgt if anchoring.kind != "none" else None
+    second = tgt if anchoring.kind != "none" else None  # la_cc: layers chosen in fit
     result = fit(model, src, second, anchoring, TP, 1)
     return result.history, model.state_dict()
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from agcc.errors import ConfigError
 from agcc.io.checkpoint import load_checkpoint, save_checkpoint
-from agcc.params import AgccParams, PaccParams, TrainParams
+from agcc.params import AgccParams, LaccParams, PaccParams, TrainParams
 from agcc.training.anchoring import Anchoring
 from agcc.training.batches import make_batch
 from agcc.training.trainer import (
@@ -20,7 +21,7 @@ from agcc.training.trainer import (
     predict,
     target_probs,
 )
-from tests.unit.training_toy import toy_corpus
+from tests.unit.training_toy import all_layer_corpus, toy_corpus
 
 CPU = torch.device("cpu")
 TP = TrainParams(
@@ -148,3 +149,57 @@ def test_pseudo_labels_come_from_an_eval_mode_pass_and_training_mode_is_kept() -
     torch.testing.assert_close(probs, again, rtol=0, atol=0)  # no dropout: deterministic
     rows = tgt.rows("train")[:4]
     np.testing.assert_allclose(probs.numpy(), predict(model, tgt, rows, 8), rtol=1e-5, atol=1e-6)
+
+
+# la_cc ---------------------------------------------------------------------------------------
+
+#: Two encoder layers, so that top_m = 1 selects; dropout 0 as in TP.
+TP2 = TP.model_copy(update={"n_layers": 2, "max_epochs": 3, "patience": 10, "lr": 1e-2})
+
+
+def test_la_cc_trains_other_weights_than_source_only_from_the_same_seed() -> None:
+    lacc = Anchoring("coral", hyper=LaccParams(gamma=1000.0, top_m=1, warmup_epochs=1))
+    m_so, r_so, _ = _train(1, Anchoring("none"), TP2)
+    m_la, r_la, seen = _train(1, lacc, TP2)
+    # the warm-up epoch is source_only's first epoch, bit for bit (same seed, same batches)
+    assert r_la.history[0] == r_so.history[0] | {"warmup": 1.0}
+    assert [h["warmup"] for h in r_la.history] == [1.0, 0.0, 0.0, 0.0]
+    assert r_la.best_epoch > 1 and r_la.anchoring.layers in ((0,), (1,))
+    assert len(r_la.anchoring.similarity) == 2
+    anchored = r_la.history[1:]
+    assert all(
+        h["coral"] > 0 and h["gamma_coral"] == pytest.approx(1000 * h["coral"]) for h in anchored
+    )
+    assert "coral" in seen[-1][1]  # the per-epoch stats (MLflow step metrics) carry it too
+    # CORAL changed the training: la_cc is not source_only. With gamma 0 the target rows in the
+    # batches leave the weights as source_only's up to float rounding (other padded shapes).
+    m_0, _, _ = _train(1, Anchoring("coral", hyper=lacc.hyper.model_copy(update={"gamma": 0})), TP2)
+    assert _max_diff(m_0, m_so) < 1e-4 < 1e-2 < _max_diff(m_la, m_so)
+
+
+def _max_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
+    """The largest absolute difference between two models' weights."""
+    sb = b.state_dict()
+    return max(float((v - sb[k]).abs().max()) for k, v in a.state_dict().items())
+
+
+def test_la_cc_top_m_must_select_among_the_encoder_layers() -> None:
+    lacc = Anchoring("coral", hyper=LaccParams(top_m=2))
+    with pytest.raises(ConfigError, match=r"train.la_cc.top_m = 2 .* 2 SER encoder"):
+        _train(1, lacc, TP2)
+
+
+def test_la_cc_on_upstream_layers_chooses_them_before_training_and_needs_no_warm_up() -> None:
+    from agcc.training.anchoring import AGInfo, method_anchoring
+
+    src, tgt = all_layer_corpus("src", 1, (1.0, 1.0)), all_layer_corpus("tgt", 2, (1.0, 1.6))
+    ag = AGInfo(3, np.zeros((3, 3)), 0.1, 30.0)
+    hyper = LaccParams(gamma=1000.0, top_m=1, warmup_epochs=3)
+    anchoring = method_anchoring("la_cc", src, tgt, ag, False, CPU, hyper)
+    assert anchoring.site == "input" and anchoring.layers == (0,)  # layer 1 is distorted
+    config = model_config(TP, src.frames.shape[1:], 4)  # n_layers 1: not what top_m counts
+    model = build_model(config, 1, input_stats(src, src.rows("train")), CPU)
+    result = fit(model, src, tgt, anchoring, TP, 1)
+    assert [h["epoch"] for h in result.history] == [1, 2]  # no warm-up with upstream layers
+    assert "warmup" not in result.history[0] and result.history[0]["coral"] > 0
+    assert result.anchoring is anchoring

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +57,16 @@ def toy_corpus(
         features_path=Path(f"{name}/features.npz"),
         manifest_path=Path(f"{name}/manifest.csv"),
     )
+
+
+def all_layer_corpus(name: str, seed: int, scales: tuple[float, ...]) -> CorpusData:
+    """:func:`toy_corpus` with (F, L, D) frames, as from ``features.layer: all``.
+
+    Layer l is the toy frames with dimension j scaled by ``scales[l] ** j`` (1.0: the toy frames
+    themselves), so a scale other than the source's changes that layer's covariance structure.
+    """
+    toy = toy_corpus(name, seed)
+    frames = toy.frames.astype(np.float32)
+    dims = np.arange(frames.shape[1])
+    layers = np.stack([frames * s**dims for s in scales], axis=1)
+    return dataclasses.replace(toy, frames=layers.astype(np.float16))

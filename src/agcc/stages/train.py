@@ -23,7 +23,9 @@ say ORACLE in their name, MLflow tags, folders and Table II rows.
 Outputs under ``out_dir`` (``data/train/<method>``): ``runs/<key>[_ORACLE]/seed<k>/`` with
 model.pt (:func:`agcc.io.checkpoint.load_checkpoint`), history.csv (per-epoch losses,
 validation UAR and, for the triplet methods, anchors, triplets, common pairs, labelled shares
-and the mean and std of w; also the nested run's MLflow step metrics) and per served target
+and the mean and std of w; for la_cc the CORAL term unweighted and times gamma, ``coral`` and
+``gamma_coral``, and ``warmup`` = 1 on its source-only warm-up epochs; also the nested run's
+MLflow step metrics) and per served target
 predictions_<target>.csv (utt_id, true, pred, prob_<emotion>...) and confusion_<target>.png,
 where ``<key>`` is ``<source>_to_<target>`` for anchored methods and the corpus for
 source_only; runs.csv (one row per served target, with the columns of
@@ -63,9 +65,10 @@ from agcc.training.anchoring import (
     TRIPLET_METHODS,
     AGInfo,
     Anchoring,
-    choose_layers,
+    check_top_m,
     method_anchoring,
     vowel_distance,
+    warmup_epochs,
 )
 from agcc.training.data import CorpusData
 from agcc.training.trainer import (
@@ -189,19 +192,19 @@ class MethodContext:
         return self.stats[name]
 
 
-def _layer_anchoring(
-    spec: RunSpec, ctx: MethodContext, model: SERModel, child: tracking.StageRun
-) -> Anchoring:
-    """la_cc: the run's anchored layers, chosen on the fresh model; similarities logged."""
-    src, tgt = ctx.data[spec.source], ctx.data[spec.target]
-    anchoring = ctx.anchorings[(spec.source, spec.target)]
-    top_m = int(anchoring.param("top_m"))
-    layers, sims = choose_layers(model, src, tgt, ctx.tp, spec.seed, top_m)
-    child.log_metrics({f"layer_similarity.{i}": s for i, s in enumerate(sims)})
+def _log_layers(spec: RunSpec, anchoring: Anchoring, child: tracking.StageRun) -> None:
+    """la_cc: every layer's cross-corpus similarity and the anchored layers, to the run."""
+    if anchoring.kind != "coral":
+        return
+    child.log_metrics({f"layer_similarity.{i}": s for i, s in enumerate(anchoring.similarity)})
+    child.set_tags({"anchored_layers": f"{anchoring.site}:{list(anchoring.layers)}"})
     log.info(
-        "%s: anchored layers %s (similarity %s)", spec.name, layers, [round(s, 3) for s in sims]
+        "%s: anchored %s layers %s (similarity %s)",
+        spec.name,
+        anchoring.site,
+        anchoring.layers,
+        [round(s, 3) for s in anchoring.similarity],
     )
-    return Anchoring("coral", layers=layers, hyper=anchoring.hyper)
 
 
 def _epoch_reporter(child: tracking.StageRun, bar: tqdm) -> EpochCallback:
@@ -221,11 +224,12 @@ def train_one(spec: RunSpec, ctx: MethodContext, child: tracking.StageRun) -> li
     model = build_model(ctx.config, spec.seed, ctx.input_stats(spec.source), ctx.device)
     src = ctx.data[spec.source]
     anchoring = ctx.anchorings[(spec.source, spec.target)]
-    if anchoring.kind == "coral":
-        anchoring = _layer_anchoring(spec, ctx, model, child)
     second = ctx.data[spec.target] if anchoring.kind != "none" else None
-    with tqdm(total=ctx.tp.max_epochs, desc="epochs", leave=False) as bar:
+    total = warmup_epochs(anchoring) + ctx.tp.max_epochs
+    with tqdm(total=total, desc="epochs", leave=False) as bar:
         result = fit(model, src, second, anchoring, ctx.tp, spec.seed, _epoch_reporter(child, bar))
+    anchoring = result.anchoring or anchoring
+    _log_layers(spec, anchoring, child)
     folder = spec.folder(ctx.out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(result.history).to_csv(folder / "history.csv", index=False)
@@ -234,6 +238,8 @@ def train_one(spec: RunSpec, ctx: MethodContext, child: tracking.StageRun) -> li
         "emotions": list(ctx.emotions),
         "best_epoch": result.best_epoch,
         "anchored_layers": list(anchoring.layers),
+        "anchored_site": anchoring.site if anchoring.kind == "coral" else "",
+        "layer_similarity": list(anchoring.similarity),
         "hyper": anchoring.hyper.model_dump() if anchoring.hyper is not None else {},
     }
     child.log_artifact(save_checkpoint(folder / "model.pt", model, meta))
@@ -386,8 +392,10 @@ def build_context(
 ) -> MethodContext:
     """The method's anchorings, the model config and the device."""
     device = resolve_device(tp.device, "train.device")
-    anchorings = _anchorings(method, data, ag, tp, base.seed, device)
     shape = next(iter(data.values())).frames.shape[1:]
+    if method == "la_cc" and len(shape) == 1:  # encoder layers: fail before any run starts
+        check_top_m(tp.la_cc.top_m, tp.n_layers, "SER encoder (train.n_layers)")
+    anchorings = _anchorings(method, data, ag, tp, base.seed, device)
     config = model_config(tp, shape, len(base.emotions))
     return MethodContext(data, anchorings, config, tp, base.emotions, device, out_dir)
 

@@ -1,6 +1,11 @@
-"""``agcc tune``: an Optuna study over train.ag_cc's gamma, alpha, beta and the AG model's k.
+"""``agcc tune``: an Optuna study over one anchored method's own hyperparameters.
 
-objective = UAR on the target DEV split (disjoint from test): each trial trains ``ag_cc`` in
+``tune.method`` (pa_cc, hard_ag, la_cc or ag_cc) searches every numeric field of its own
+``train.<method>`` section within ``tune.ranges``; ag_cc also searches the AG model's k. A fair
+Table II tunes every anchored method with the same ``tune.n_trials`` (one study each), or none.
+``train.oracle`` is refused: an oracle objective would leak target labels.
+
+objective = UAR on the target DEV split (disjoint from test): each trial trains the method in
 ``tune.direction`` with the training library the train stage uses (:mod:`agcc.training`: model
 init, input statistics, anchoring, :func:`agcc.training.trainer.fit`), once per ``tune.seeds``,
 and returns the mean over seeds of the target dev UAR of the model the pipeline would keep
@@ -16,7 +21,8 @@ several workers from overshooting it. A trial that raises is recorded FAILED and
 trial cut by Ctrl-C is recorded FAILED, marked ``interrupted`` and does not count.
 
 Outputs in ``out_dir`` (main run, not ``--worker``): best_params.yaml (``dvc exp run -S``
-keys), best_params.txt (the ready command), best.json, trials.csv, optimization_history.png and
+keys), best_params.txt (the ready command), tuned_method.txt (the method tuned, one line, so
+Table II can mark its row), best.json, trials.csv, optimization_history.png and
 param_importances.png; every trial is a nested MLflow run under the process's ``tune`` run.
 """
 
@@ -45,10 +51,10 @@ from agcc.io.cluster_model import load_model, write_assignments
 from agcc.io.corpus import Inputs, load_directions
 from agcc.io.segments import load_corpora
 from agcc.models import SERModel
-from agcc.params import BaseParams, TrainParams, TuneParams
+from agcc.params import BaseParams, TrainParams, TuneParams, searchable_fields
 from agcc.sdtw import assign
 from agcc.stats import uar
-from agcc.training.anchoring import AGInfo, method_anchoring
+from agcc.training.anchoring import AGInfo, method_anchoring, vowel_distance, warmup_epochs
 from agcc.training.data import CorpusData
 from agcc.training.trainer import (
     build_model,
@@ -66,13 +72,22 @@ OBJECTIVE = "objective = UAR on the target DEV split (disjoint from test)"
 SPACE_ATTR = "agcc_search_space"
 #: Tries to open the storage when workers race to create its tables.
 STORAGE_ATTEMPTS = 5
-#: Keys of ``params.yaml`` each searched value is applied to.
-PARAM_KEYS = {
-    "gamma": "train.ag_cc.gamma",
-    "alpha": "train.ag_cc.alpha",
-    "beta": "train.ag_cc.beta",
-    "k": "cluster.k",
-}
+#: The file naming the method a study tuned (one line), for marking its Table II row.
+TUNED_METHOD_FILE = "tuned_method.txt"
+
+
+def param_key(method: str, name: str) -> str:
+    """The ``params.yaml`` key a searched value is applied to (k: ``cluster.k``)."""
+    return "cluster.k" if name == "k" else f"train.{method}.{name}"
+
+
+def check_not_oracle(train: TrainParams) -> None:
+    """Refuse ``train.oracle: true``: an oracle objective would leak target labels."""
+    if train.oracle:
+        raise ConfigError(
+            "train.oracle is true: tuning refuses it, since oracle anchors read the target "
+            "labels and the objective would leak them; set train.oracle: false to tune"
+        )
 
 
 class TuneError(ConfigError):
@@ -130,18 +145,20 @@ def _unreachable(url: str, e: Exception) -> TuneError:
 
 
 def search_space(tp: TuneParams, direction: tuple[str, str], max_epochs: int) -> dict:
-    """What makes two studies' values comparable: ranges, k choices and the objective's setup."""
-    return {
-        "gamma": list(tp.gamma),
-        "alpha": list(tp.alpha),
-        "beta": list(tp.beta),
-        "k": sorted(tp.k),
-        "method": tp.method,
-        "direction": list(direction),
-        "seeds": list(tp.seeds),
-        "max_epochs": max_epochs,
-        "objective": OBJECTIVE,
-    }
+    """What makes two studies' values comparable: the method, its ranges (and k for ag_cc) and
+    the objective's setup."""
+    ranges = {name: list(r) for name, r in tp.space().items()}
+    return (
+        ranges
+        | ({"k": sorted(tp.k)} if tp.method == "ag_cc" else {})
+        | {
+            "method": tp.method,
+            "direction": list(direction),
+            "seeds": list(tp.seeds),
+            "max_epochs": max_epochs,
+            "objective": OBJECTIVE,
+        }
+    )
 
 
 def open_study(tp: TuneParams, storage: Any, space: dict) -> Any:
@@ -154,7 +171,7 @@ def open_study(tp: TuneParams, storage: Any, space: dict) -> Any:
     )
     study = optuna.create_study(
         storage=storage,
-        study_name=tp.study_name,
+        study_name=tp.study,
         sampler=sampler,
         pruner=pruner,
         direction="maximize",
@@ -167,7 +184,7 @@ def open_study(tp: TuneParams, storage: Any, space: dict) -> Any:
     elif stored != space:
         diff = sorted(k for k in set(stored) | set(space) if stored.get(k) != space.get(k))
         raise TuneError(
-            f"study {tp.study_name!r} in {_safe_url(storage.url)} was created with another "
+            f"study {tp.study!r} in {_safe_url(storage.url)} was created with another "
             f"search space (differs in {diff}): stored {json.dumps(stored)}, params.yaml "
             f"{json.dumps(space)}. Set a new tune.study_name or restore the old tune section"
         )
@@ -220,7 +237,11 @@ def counted(study: Any) -> int:
 
 @dataclass
 class TuneContext:
-    """What every trial shares: the corpora (labels of the stage's k), models per k, device."""
+    """What every trial shares: the corpora (labels of the stage's k), models per k, device.
+
+    ``ag`` is the stage's AG model's information (with hard_ag's per-vowel distances), used by
+    every method but ag_cc, whose trials pick their k's model from ``per_k``.
+    """
 
     src: CorpusData
     tgt: CorpusData
@@ -232,6 +253,8 @@ class TuneContext:
     device: torch.device
     seeds: tuple[int, ...]
     n_classes: int
+    method: str = "ag_cc"  # the method tuned (tune.method)
+    ag: AGInfo | None = None
     n_total: int = 0  # counted trials the study reaches
     storage: Any = None  # the study's RDBStorage (its engine serves the cross-worker lock)
     stats: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -292,7 +315,7 @@ def load_context(
     source, target = direction
     tp = train.model_copy(
         update={
-            "methods": ("ag_cc",),
+            "methods": (tune.method,),
             "upper_bound": False,
             "directions": ((source, target),),
             "max_epochs": tune.max_epochs or train.max_epochs,
@@ -311,6 +334,12 @@ def load_context(
             "emotions; tuning needs a labelled dev split (prepare.split_fractions.dev)"
         )
     device = resolve_device(tp.device, "train.device")
+    ag = AGInfo.of(model, common_threshold)
+    if tune.method == "hard_ag":  # as the train stage: per-vowel barycentres, seeded base.seed
+        log.info("hard_ag: per-vowel barycentres of %s and %s", source, target)
+        corpora = [data[c] for c in sorted(direction)]
+        vowel_d = vowel_distance(corpora, ag.gamma, base.seed, str(device))
+        ag = dataclasses.replace(ag, vowel_distance=vowel_d)
     return TuneContext(
         data[source],
         tgt,
@@ -322,7 +351,18 @@ def load_context(
         device,
         tune.seeds,
         len(base.emotions),
+        tune.method,
+        ag,
     )
+
+
+def trial_corpora(ctx: TuneContext, values: dict) -> tuple[CorpusData, CorpusData, AGInfo]:
+    """Source, target and AG information of a trial: k's (ag_cc) or the stage's model's."""
+    if ctx.method == "ag_cc":
+        return corpora_for_k(ctx, values["k"])
+    if ctx.ag is None:
+        raise AssertionError("TuneContext.ag is unset; build the context with load_context")
+    return ctx.src, ctx.tgt, ctx.ag
 
 
 # ---------------------------------------------------------------------------------------------
@@ -354,21 +394,22 @@ def _trial_reporter(
 
 
 def train_trial(ctx: TuneContext, values: dict, trial: Any, child: tracking.StageRun) -> float:
-    """Train ag_cc with the trial's values once per seed; mean target dev UAR (pruned early).
+    """Train the method with the trial's values once per seed; mean target dev UAR (pruned early).
 
-    The trial's gamma, alpha and beta replace those of ag_cc's own section (``train.ag_cc``).
+    The trial's values replace those of the method's own section (``train.<method>``); la_cc
+    chooses its anchored layers inside :func:`fit` (after its warm-up), as the train stage.
     """
-    tp = ctx.tp
-    hyper = trial_section(tp, values)
-    src, tgt, ag = corpora_for_k(ctx, values["k"])
-    anchoring = method_anchoring("ag_cc", src, tgt, ag, tp.oracle, ctx.device, hyper)
+    tp, method = ctx.tp, ctx.method
+    hyper = trial_section(tp, values, method)
+    src, tgt, ag = trial_corpora(ctx, values)
+    anchoring = method_anchoring(method, src, tgt, ag, tp.oracle, ctx.device, hyper)
     if ctx.stats is None:
         ctx.stats = input_stats(src, src.rows("train"))
     config = model_config(tp, src.frames.shape[1:], ctx.n_classes)
-    scores = []
+    scores, epochs = [], warmup_epochs(anchoring) + tp.max_epochs
     for i, seed in enumerate(ctx.seeds):
         model = build_model(config, seed, ctx.stats, ctx.device)
-        report = _trial_reporter(model, tgt, trial, child, i * tp.max_epochs, 2 * tp.batch_size)
+        report = _trial_reporter(model, tgt, trial, child, i * epochs, 2 * tp.batch_size)
         result = fit(model, src, tgt, anchoring, tp, seed, report)
         scores.append(dev_uar(model, tgt, 2 * tp.batch_size))
         child.log_metrics(
@@ -377,17 +418,25 @@ def train_trial(ctx: TuneContext, values: dict, trial: Any, child: tracking.Stag
     return float(np.mean(scores))
 
 
-def trial_section(tp: TrainParams, values: dict) -> Any:
-    """ag_cc's section (``train.ag_cc``) with a trial's searched values applied."""
-    return tp.hyper("ag_cc").model_copy(update={k: values[k] for k in ("gamma", "alpha", "beta")})
+def trial_section(tp: TrainParams, values: dict, method: str = "ag_cc") -> Any:
+    """The method's own section (``train.<method>``) with a trial's searched values applied."""
+    fields = searchable_fields(method)
+    section = tp.hyper(method)
+    return section.model_validate(
+        section.model_dump() | {k: v for k, v in values.items() if k in fields}
+    )
 
 
 def suggest(trial: Any, tp: TuneParams) -> dict:
-    """The trial's gamma, alpha, beta (uniform in their ranges) and k (one of ``tune.k``)."""
+    """The trial's values of the method's fields (uniform in ``tune.ranges``; ints as ints)
+    and, for ag_cc, k (one of ``tune.k``)."""
     values = {
-        name: trial.suggest_float(name, *getattr(tp, name)) for name in ("gamma", "alpha", "beta")
+        name: (trial.suggest_int if isinstance(low, int) else trial.suggest_float)(name, low, high)
+        for name, (low, high) in tp.space().items()
     }
-    return values | {"k": trial.suggest_categorical("k", sorted(tp.k))}
+    if tp.method == "ag_cc":
+        values["k"] = trial.suggest_categorical("k", sorted(tp.k))
+    return values
 
 
 def run_trial(study: Any, ctx: TuneContext, tp: TuneParams, stage: tracking.StageRun) -> Any:
@@ -448,18 +497,24 @@ def optimize(study: Any, ctx: TuneContext, tp: TuneParams, stage: tracking.Stage
 # Outputs
 
 
-def best_params_yaml(best: dict, value: float, study_name: str, number: int) -> str:
+def best_params_yaml(
+    best: dict, value: float, study_name: str, number: int, method: str = "ag_cc"
+) -> str:
     """best_params.yaml: ``<params.yaml key>: value`` lines for ``dvc exp run -S``."""
     head = (
-        f"# {OBJECTIVE}\n# study {study_name!r}, best trial {number}: target dev UAR {value:.4f}\n"
+        f"# {OBJECTIVE}\n# tuned method {method}: study {study_name!r}, best trial {number}: "
+        f"target dev UAR {value:.4f}\n"
     )
-    lines = {PARAM_KEYS[k]: (round(float(v), 6) if k != "k" else int(v)) for k, v in best.items()}
+    lines = {
+        param_key(method, k): int(v) if isinstance(v, int) else round(float(v), 6)
+        for k, v in best.items()
+    }
     return head + yaml.safe_dump(lines, sort_keys=False)
 
 
-def exp_run_command(best: dict) -> str:
+def exp_run_command(best: dict, method: str = "ag_cc") -> str:
     """The ``dvc exp run -S key=value ...`` command applying the best parameters."""
-    text = yaml.safe_load(best_params_yaml(best, 0.0, "", 0))
+    text = yaml.safe_load(best_params_yaml(best, 0.0, "", 0, method))
     return "dvc exp run " + " ".join(f"-S {k}={v}" for k, v in text.items())
 
 
@@ -509,8 +564,11 @@ def save_plots(study: Any, out_dir: Path, stage: tracking.StageRun) -> list[Path
     return paths
 
 
-def write_outputs(study: Any, out_dir: Path, stage: tracking.StageRun) -> dict[str, float]:
-    """best_params.yaml/.txt, best.json, trials.csv and the plots; the stage's metrics."""
+def write_outputs(
+    study: Any, out_dir: Path, stage: tracking.StageRun, method: str = "ag_cc"
+) -> dict[str, float]:
+    """best_params.yaml/.txt, tuned_method.txt, best.json, trials.csv and the plots; the
+    stage's metrics."""
     from optuna.trial import TrialState
 
     states = pd.Series([t.state.name for t in study.get_trials(deepcopy=False)])
@@ -520,32 +578,54 @@ def write_outputs(study: Any, out_dir: Path, stage: tracking.StageRun) -> dict[s
         raise TuneError(f"study {study.study_name!r} has no complete trial; see the log")
     best = study.best_trial
     (out_dir / "best_params.yaml").write_text(
-        best_params_yaml(best.params, best.value, study.study_name, best.number)
+        best_params_yaml(best.params, best.value, study.study_name, best.number, method)
     )
     (out_dir / "best_params.txt").write_text(
-        f"# {OBJECTIVE}\n# best trial {best.number}: target dev UAR {best.value:.4f}\n"
-        f"{exp_run_command(best.params)}\ndvc repro\n"
+        f"# {OBJECTIVE}\n# tuned method {method}, best trial {best.number}: target dev UAR "
+        f"{best.value:.4f}\n{exp_run_command(best.params, method)}\ndvc repro\n"
     )
+    (out_dir / TUNED_METHOD_FILE).write_text(f"{method}\n")
     metrics |= {"best_dev_uar": round(float(best.value), 6), "best_trial": best.number}
     (out_dir / "best.json").write_text(
-        json.dumps(metrics | {"objective": OBJECTIVE, "best_params": best.params}, indent=2) + "\n"
+        json.dumps(
+            metrics | {"method": method, "objective": OBJECTIVE, "best_params": best.params},
+            indent=2,
+        )
+        + "\n"
     )
-    for name in ("best_params.yaml", "best_params.txt", "best.json", "trials.csv"):
+    for name in (
+        "best_params.yaml",
+        "best_params.txt",
+        TUNED_METHOD_FILE,
+        "best.json",
+        "trials.csv",
+    ):
         stage.log_artifact(out_dir / name)
     save_plots(study, out_dir, stage)
     log.info(
-        "best trial %d: %s, dev UAR %.4f (%s); apply with: %s",
+        "%s: best trial %d: %s, dev UAR %.4f (%s); apply with: %s",
+        method,
         best.number,
         best.params,
         best.value,
         OBJECTIVE,
-        exp_run_command(best.params),
+        exp_run_command(best.params, method),
     )
     return metrics
 
 
 # ---------------------------------------------------------------------------------------------
 # Stage
+
+
+def _run_tags(tp: TuneParams) -> dict[str, str]:
+    """MLflow tags of the stage's run: the study, the method tuned and the objective."""
+    return {
+        "optuna.study": tp.study,
+        "tuned_method": tp.method,
+        "objective": OBJECTIVE,
+        "mlflow.note.content": f"Optuna study {tp.study!r} of {tp.method}: {OBJECTIVE}",
+    }
 
 
 def run(
@@ -564,16 +644,18 @@ def run(
 
     ``direction`` is the [source, target] pair to tune on (``Params.tune_direction()``) and
     ``common_threshold`` is ``analyze.common_threshold``; ``tp.k`` must name cached AG models
-    (``Params.check_tune_k()``). A ``worker`` runs trials only (several may share one study);
+    (``Params.check_tune_k()``, ag_cc only); ``train.oracle`` is refused (a ConfigError). A
+    ``worker`` runs trials only (several may share one study);
     the main run also writes best_params.yaml/.txt, trials.csv, best.json and the plots.
     Returns the study.
     """
+    check_not_oracle(train)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     storage = open_storage(tp.storage)
     study = open_study(tp, storage, search_space(tp, direction, tp.max_epochs or train.max_epochs))
     params = {
-        "tune": tp.model_dump() | {"storage": _safe_url(tp.storage)},
+        "tune": tp.model_dump() | {"storage": _safe_url(tp.storage), "study_name": tp.study},
         "train": train.model_dump(),
         "worker": worker,
         "objective": OBJECTIVE,
@@ -584,19 +666,14 @@ def run(
         metrics_path=None if worker else metrics_path,
         max_skip_share=base.max_skip_share,
     ) as st:
-        st.set_tags(
-            {
-                "optuna.study": tp.study_name,
-                "objective": OBJECTIVE,
-                "mlflow.note.content": f"Optuna study {tp.study_name!r}: {OBJECTIVE}",
-            }
-        )
+        st.set_tags(_run_tags(tp))
         ctx = load_context(inputs, tp, train, base, direction, common_threshold, out_dir, st.skips)
         ctx.n_total, ctx.storage = n_trials or tp.n_trials, storage
         configure_threads(ctx.device)
         log.info(
-            "study %r in %s: %d of %d trials counted; %s",
-            tp.study_name,
+            "study %r (%s) in %s: %d of %d trials counted; %s",
+            tp.study,
+            tp.method,
             _safe_url(tp.storage),
             counted(study),
             ctx.n_total,
@@ -605,6 +682,6 @@ def run(
         ran = optimize(study, ctx, tp, st)
         st.metrics["n_run_here"] = ran
         if not worker:
-            st.metrics |= write_outputs(study, out_dir, st)
+            st.metrics |= write_outputs(study, out_dir, st, tp.method)
             st.headline["dev_uar"] = 100 * st.metrics["best_dev_uar"]
     return study

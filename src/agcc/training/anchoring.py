@@ -6,12 +6,17 @@
   divergence between per-vowel barycentres: the soft-DTW barycentre (SoftDTWKMeans, k = 1, the
   AG model's gamma) of each vowel's validation-split mouth segments of the direction's two
   corpora - fixed phone segments, no clustering (the paper's Hard-AG ablation).
-* ``la_cc`` (layer anchoring): L_ER + gamma * sum over anchored encoder layers of
-  CORAL(source, target) on the pooled layer outputs. Before training, each layer's pooled
-  outputs on a probe batch are compared with :func:`agcc.losses.layer_similarity` (linear CKA)
-  and the ``top_m`` MOST similar layers are anchored: as with AG-CC's common clusters and
-  PA-CC's shared vowels, an anchor is what the corpora already share, and aligning through it
-  pulls the rest of the representation along.
+* ``la_cc`` (layer anchoring, Upadhyay, Busso and Lee 2024): L_ER + gamma * sum over the
+  anchored layers of CORAL(source, target) on utterance-pooled layer representations. Each
+  layer's two corpora are compared with :func:`agcc.losses.layer_similarity` (linear CKA of
+  their covariance structures) and the ``top_m`` MOST similar layers are anchored (``top_m``
+  must be smaller than the layers available, :func:`check_top_m`). With all-layer features
+  (frames (F, L, D), ``features.layer: all``) the layers are the frozen upstream model's,
+  chosen before training on the train splits' pooled frozen features
+  (:func:`choose_input_layers`), and CORAL applies to those layers as they enter the SER
+  model: standardised, pooled and passed through the shared input projection
+  (:attr:`agcc.models.SEROutput.input_pooled`). With single-layer features the layers are the
+  SER encoder's, chosen after ``warmup_epochs`` source-only epochs (:func:`choose_layers`).
 * ``ag_cc`` (the paper): anchors are target segments whose (vowel, AG cluster) pair is common
   (Table I per vowel: overlap o(i) >= ``analyze.common_threshold`` between the direction's
   source and target shares of that vowel's train and val segments, :mod:`agcc.overlap`; test
@@ -53,7 +58,7 @@ from agcc.losses import (
     soft_triplet,
     soft_weights,
 )
-from agcc.models import SERModel, pool_segments
+from agcc.models import SERModel, SEROutput, pool_segments
 from agcc.overlap import cluster_shares, common_clusters, overlap
 from agcc.params import METHOD_SECTIONS, VOWELS, MethodParams, TrainParams
 from agcc.sdtw import centroid_series, pairwise_divergence
@@ -77,7 +82,9 @@ class Anchoring:
     distance: Tensor | None = None  # (G, G): w = exp(-beta * D[g_a, g_n]); None: w = 1
     common: Tensor | None = None  # (6, k) bool: (vowel, AG cluster) pairs whose segments anchor
     oracle: bool = False  # triplet: true target labels instead of pseudo-labels (analysis only)
-    layers: tuple[int, ...] = ()  # coral: anchored encoder layers
+    layers: tuple[int, ...] = ()  # coral: anchored layers (of ``site``)
+    site: str = "encoder"  # coral: "encoder" (SER encoder layers) | "input" (upstream layers)
+    similarity: tuple[float, ...] = ()  # coral: every layer's cross-corpus similarity
     hyper: MethodParams | None = None  # the method's train.<method> section (gamma, alpha...)
 
     @property
@@ -207,8 +214,8 @@ def _no_anchor(
 def _layer_anchor(
     src: CorpusData, tgt: CorpusData, ag: AGInfo, oracle: bool, device: torch.device
 ) -> Anchoring:
-    """la_cc: CORAL on layers chosen per run (:func:`choose_layers`)."""
-    return Anchoring("coral")
+    """la_cc: CORAL on the upstream layers with (F, L, D) frames, else on encoder layers."""
+    return Anchoring("coral", site="input" if src.frames.ndim == 3 else "encoder")
 
 
 def _phoneme_anchor(
@@ -280,8 +287,10 @@ def method_anchoring(
 ) -> Anchoring:
     """The anchoring of a method in a direction with the method's own section ``hyper``.
 
-    la_cc's layers are chosen per run. ``hyper`` must be the method's ``train.<method>``
-    section (:meth:`agcc.params.TrainParams.hyper`); another section is a ConfigError.
+    la_cc's upstream layers (all-layer features) are chosen here, once per direction; its
+    encoder layers are chosen in each run after the warm-up (:func:`warmup_epochs`). ``hyper``
+    must be the method's ``train.<method>`` section
+    (:meth:`agcc.params.TrainParams.hyper`); another section is a ConfigError.
     """
     builder = method_builder(method)
     expected = METHOD_SECTIONS["source_only" if method == "upper_bound" else method]
@@ -291,7 +300,19 @@ def method_anchoring(
             f"{type(hyper).__name__ if hyper is not None else 'none'}"
         )
     anchoring = builder(src, tgt, ag, oracle and method in TRIPLET_METHODS, device)
-    return dataclasses.replace(anchoring, hyper=hyper)
+    anchoring = dataclasses.replace(anchoring, hyper=hyper)
+    if anchoring.kind == "coral" and anchoring.site == "input":
+        top_m = int(anchoring.param("top_m"))
+        layers, sims = choose_input_layers(src, tgt, top_m)
+        log.info(
+            "la_cc %s -> %s: anchored upstream layers %s (similarity %s)",
+            src.name,
+            tgt.name,
+            layers,
+            [round(x, 3) for x in sims],
+        )
+        anchoring = dataclasses.replace(anchoring, layers=layers, similarity=tuple(sims))
+    return anchoring
 
 
 # ---------------------------------------------------------------------------------------------
@@ -406,33 +427,110 @@ def epoch_means(totals: dict[str, float], n_steps: int) -> dict[str, float]:
 
 
 def coral_term(layer_pooled: Tensor, n_first: int, layers: tuple[int, ...]) -> Tensor:
-    """Sum over the anchored layers of CORAL(source pooled outputs, target pooled outputs)."""
+    """Sum over the anchored layers of CORAL(source pooled outputs, target pooled outputs).
+
+    ``layer_pooled`` is (n_layers, B, d) with the source utterances in the first ``n_first``
+    rows of B (:func:`coral_inputs` picks it from a forward pass).
+    """
     terms = [coral(layer_pooled[i, :n_first], layer_pooled[i, n_first:]) for i in layers]
     return torch.stack(terms).sum() if terms else layer_pooled.sum() * 0.0
 
 
-@torch.no_grad()
-def choose_layers(
-    model: SERModel, src: CorpusData, tgt: CorpusData, tp: TrainParams, seed: int, top_m: int
+def coral_inputs(out: SEROutput, anchoring: Anchoring) -> Tensor:
+    """The pooled layers CORAL applies to: the input layers' (site "input") or the encoder's."""
+    if anchoring.site == "input":
+        if out.input_pooled is None:
+            raise ValueError("la_cc on upstream layers needs all-layer (B, T, L, D) inputs")
+        return out.input_pooled
+    return out.layer_pooled
+
+
+def check_top_m(top_m: int, n_layers: int, what: str) -> None:
+    """A ConfigError unless train.la_cc.top_m < ``n_layers`` (anchoring all selects nothing)."""
+    if top_m >= n_layers:
+        raise ConfigError(
+            f"train.la_cc.top_m = {top_m} must be smaller than the {n_layers} {what} layers "
+            f"available: anchoring every layer selects none (choose 1..{n_layers - 1})"
+        )
+
+
+def top_layers(sims: list[float], top_m: int) -> tuple[int, ...]:
+    """The indices of the ``top_m`` largest similarities, ascending; ties: the lower index."""
+    order = sorted(range(len(sims)), key=lambda i: (-sims[i], i))
+    return tuple(sorted(order[:top_m]))
+
+
+def utterance_means(data: CorpusData, rows: np.ndarray) -> np.ndarray:
+    """(len(rows), *frame shape) float64 mean frame of each utterance of ``rows``."""
+    out = np.zeros((len(rows), *data.frames.shape[1:]))
+    for j, r in enumerate(rows):
+        out[j] = data.frames[data.start[r] : data.start[r] + data.length[r]].mean(
+            axis=0, dtype=np.float64
+        )
+    return out
+
+
+def choose_input_layers(
+    src: CorpusData, tgt: CorpusData, top_m: int
 ) -> tuple[tuple[int, ...], list[float]]:
-    """la_cc: the ``top_m`` (train.la_cc.top_m) encoder layers most similar across corpora.
+    """la_cc with (F, L, D) frames: the ``top_m`` upstream layers most similar across corpora.
 
-    The probe batch is ``batch_size`` random training utterances of each corpus, passed through
-    the freshly initialised model in eval mode; similarity is :func:`layer_similarity`.
+    Before any training: each utterance of the two ``train`` splits is the mean of its frozen
+    frames per layer, and each layer's similarity is :func:`layer_similarity` of the two
+    corpora's (n, D) means. ``top_m`` must be smaller than L (:func:`check_top_m`).
     """
-    rng = np.random.default_rng([seed, 2])
+    n_layers = src.frames.shape[1]
+    check_top_m(top_m, n_layers, "upstream (features.layer: all)")
+    a = torch.as_tensor(utterance_means(src, src.rows("train")))  # (n_s, L, D)
+    b = torch.as_tensor(utterance_means(tgt, tgt.rows("train")))  # (n_t, L, D)
+    sims = [float(layer_similarity(a[:, i], b[:, i])) for i in range(n_layers)]
+    return top_layers(sims, top_m), sims
 
-    def pick(d: CorpusData) -> np.ndarray:
-        """``batch_size`` random training rows of a corpus (all when it has fewer)."""
-        return rng.choice(d.rows("train"), min(tp.batch_size, len(d.rows("train"))), replace=False)
 
-    model.eval()
+def warmup_epochs(anchoring: Anchoring) -> int:
+    """Source-only epochs before la_cc chooses encoder layers; 0 for every other case."""
+    if anchoring.kind != "coral" or anchoring.site != "encoder" or anchoring.layers:
+        return 0
+    return int(anchoring.param("warmup_epochs"))
+
+
+@torch.no_grad()
+def pooled_layers(model: SERModel, data: CorpusData, rows: np.ndarray, batch_size: int) -> Tensor:
+    """(n_layers, len(rows), d) pooled encoder-layer outputs in eval mode, batched."""
     device = next(model.parameters()).device
-    batch = make_batch([(src, pick(src), False), (tgt, pick(tgt), False)], device)
-    pooled = model(batch.x, batch.lengths).layer_pooled  # (n_layers, B, d)
-    n = batch.n_first
-    sims = [float(layer_similarity(pooled[i, :n], pooled[i, n:])) for i in range(len(pooled))]
-    m = min(top_m, len(sims))
-    if m < top_m:
-        log.warning("la_cc: top_m=%d > %d encoder layers; anchoring all", top_m, m)
-    return tuple(sorted(int(i) for i in np.argsort(sims)[::-1][:m])), sims
+    parts = []
+    for s in range(0, len(rows), batch_size):
+        batch = make_batch([(data, rows[s : s + batch_size], False)], device)
+        parts.append(model(batch.x, batch.lengths).layer_pooled)
+    return torch.cat(parts, dim=1)
+
+
+def choose_layers(
+    model: SERModel, src: CorpusData, tgt: CorpusData, tp: TrainParams, top_m: int
+) -> tuple[tuple[int, ...], list[float]]:
+    """la_cc with single-layer frames: the ``top_m`` SER encoder layers most similar.
+
+    Called after the source-only warm-up (:func:`warmup_epochs`): every ``train`` utterance of
+    both corpora passes the model in eval mode; each layer's similarity is
+    :func:`layer_similarity` of the two corpora's pooled outputs. ``top_m`` must be smaller
+    than the encoder's layers (:func:`check_top_m`).
+    """
+    check_top_m(top_m, model.config.n_layers, "SER encoder (train.n_layers)")
+    was_training = model.training
+    model.eval()
+    a = pooled_layers(model, src, src.rows("train"), 2 * tp.batch_size)
+    b = pooled_layers(model, tgt, tgt.rows("train"), 2 * tp.batch_size)
+    model.train(was_training)
+    sims = [float(layer_similarity(a[i], b[i])) for i in range(len(a))]
+    return top_layers(sims, top_m), sims
+
+
+def with_encoder_layers(
+    model: SERModel, src: CorpusData, tgt: CorpusData, anchoring: Anchoring, tp: TrainParams
+) -> Anchoring:
+    """la_cc's anchoring with the encoder layers chosen on ``model`` (:func:`choose_layers`)."""
+    layers, sims = choose_layers(model, src, tgt, tp, int(anchoring.param("top_m")))
+    log.info(
+        "la_cc: anchored encoder layers %s (similarity %s)", layers, [round(x, 3) for x in sims]
+    )
+    return dataclasses.replace(anchoring, layers=layers, similarity=tuple(sims))

@@ -5,7 +5,9 @@ training utterances in one forward pass (:func:`agcc.training.batches.epoch_batc
 is L = L_ER + gamma * L_anchor (:mod:`agcc.training.anchoring`; gamma and the other
 hyperparameters of a method travel on its :class:`~agcc.training.anchoring.Anchoring`). Adam
 (lr, weight_decay) for up to ``max_epochs``, early stopping with ``patience`` on the SOURCE
-validation UAR (target labels never select a model), best weights restored. Progress leaves
+validation UAR (target labels never select a model), best weights restored. la_cc on encoder
+layers first trains ``train.la_cc.warmup_epochs`` source-only epochs, then chooses its layers
+on the warmed-up model (:func:`agcc.training.anchoring.warmup_epochs`). Progress leaves
 through ``on_epoch``.
 """
 
@@ -25,7 +27,16 @@ from torch.nn import functional as F
 from agcc.models import SERConfig, SERModel
 from agcc.params import TrainParams
 from agcc.stats import uar
-from agcc.training.anchoring import Anchoring, coral_term, epoch_means, triplet_term
+from agcc.training.anchoring import (
+    Anchoring,
+    check_top_m,
+    coral_inputs,
+    coral_term,
+    epoch_means,
+    triplet_term,
+    warmup_epochs,
+    with_encoder_layers,
+)
 from agcc.training.batches import Batch, epoch_batches, make_batch
 from agcc.training.data import CorpusData
 
@@ -35,11 +46,15 @@ EpochCallback = Callable[[dict[str, float], int], None]
 
 @dataclass
 class FitResult:
-    """Outcome of one training: best epoch and its source-validation UAR, per-epoch history."""
+    """Outcome of one training: best epoch and its source-validation UAR, per-epoch history.
+
+    ``anchoring`` is the one the anchored epochs used (la_cc: with its chosen layers).
+    """
 
     best_epoch: int
     best_val_uar: float
     history: list[dict[str, float]] = field(default_factory=list)
+    anchoring: Anchoring | None = None
 
 
 def configure_threads(device: torch.device) -> None:
@@ -123,7 +138,8 @@ def step_loss(
     if anchoring.kind == "triplet":
         loss_anchor, extra = triplet_term(probs, out.frames, batch, anchoring, tp, gen)
     elif anchoring.kind == "coral":
-        loss_anchor = coral_term(out.layer_pooled, n, anchoring.layers)
+        loss_anchor = coral_term(coral_inputs(out, anchoring), n, anchoring.layers)
+        extra = {"coral": loss_anchor.item(), "gamma_coral": anchoring.gamma * loss_anchor.item()}
     else:
         loss_anchor = loss_er.new_zeros(())
     loss = loss_er + anchoring.gamma * loss_anchor
@@ -182,6 +198,19 @@ def predict(model: SERModel, data: CorpusData, rows: np.ndarray, batch_size: int
     return probs
 
 
+#: The anchoring of source-only (warm-up) epochs.
+NO_ANCHOR = Anchoring("none")
+
+
+def _encoder_layers_pending(model: SERModel, anchoring: Anchoring) -> bool:
+    """Whether fit must choose la_cc's encoder layers; checks train.la_cc.top_m if so."""
+    if anchoring.kind != "coral" or anchoring.site != "encoder" or anchoring.layers:
+        return False
+    n_layers = model.config.n_layers
+    check_top_m(int(anchoring.param("top_m")), n_layers, "SER encoder (train.n_layers)")
+    return True
+
+
 def fit(
     model: SERModel,
     src: CorpusData,
@@ -194,21 +223,34 @@ def fit(
     """Adam with early stopping on the validation UAR of ``src``; restores the best weights.
 
     ``tgt`` (None: source batches only) supplies the unlabelled target utterances of each step.
+    la_cc on encoder layers first runs its warm-up: source-only epochs (no target, as
+    source_only trains them), in the history with ``warmup`` = 1 but never chosen as the best
+    model; then its layers are chosen and up to ``max_epochs`` anchored epochs follow.
     ``on_epoch(stats, epoch)`` sees each epoch's mean losses and ``val_uar`` before early
     stopping looks at them; it may raise to stop training (e.g. a pruned Optuna trial).
     """
+    pending = _encoder_layers_pending(model, anchoring)
     opt = torch.optim.Adam(model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay)
     rng, rng_tgt = np.random.default_rng([seed, 0]), np.random.default_rng([seed, 1])
     gen = torch.Generator().manual_seed(seed)
     val = src.rows("val")
     result, best_state, wait = FitResult(0, -math.inf), None, 0
-    for epoch in range(1, tp.max_epochs + 1):
-        stats = train_epoch(model, opt, src, tgt, anchoring, tp, rng, gen, rng_tgt)
+    warm = warmup_epochs(anchoring)
+    for epoch in range(1, warm + tp.max_epochs + 1):
+        if pending and epoch == warm + 1:  # after the warm-up (warmup_epochs 0: fresh model)
+            anchoring = with_encoder_layers(model, src, tgt, anchoring, tp)
+        warming = epoch <= warm
+        now, second = (NO_ANCHOR, None) if warming else (anchoring, tgt)
+        stats = train_epoch(model, opt, src, second, now, tp, rng, gen, rng_tgt)
         probs = predict(model, src, val, 2 * tp.batch_size)
         stats["val_uar"] = uar(src.labels[val], probs.argmax(axis=1), model.config.n_classes)
+        if pending:
+            stats["warmup"] = float(warming)
         result.history.append({"epoch": epoch} | stats)
         if on_epoch is not None:
             on_epoch(stats, epoch)
+        if warming:
+            continue
         if stats["val_uar"] > result.best_val_uar:
             result.best_epoch, result.best_val_uar, wait = epoch, stats["val_uar"], 0
             best_state = copy.deepcopy(model.state_dict())
@@ -217,4 +259,5 @@ def fit(
             if wait >= tp.patience:
                 break
     model.load_state_dict(best_state)
+    result.anchoring = anchoring
     return result
