@@ -16,30 +16,19 @@ import pandas as pd
 import pytest
 import torch
 
-from agcc.params import VOWELS, TrainParams
+from agcc.params import VOWELS
 from agcc.skips import SkipReport
 from agcc.training.anchoring import AGInfo, method_anchoring, vowel_distance
 from agcc.training.data import CorpusData, FeatureArrays, corpus_data
 from agcc.training.trainer import build_model, fit, input_stats, model_config
-from tests.unit.training_toy import toy_corpus
+from tests.unit.training_toy import tiny_train_params, toy_corpus
 
 CPU = torch.device("cpu")
 EMOTIONS = ("neutral", "happiness", "anger", "sadness")
 RATE = 50.0
 K = 3
-TP = TrainParams(
-    batch_size=4,
-    max_epochs=2,
-    patience=5,
-    lr=3e-3,
-    d_model=8,
-    n_heads=2,
-    n_layers=2,
-    fc_hidden=8,
-    dropout=0.1,
-    pseudo_label_threshold=0.0,  # every target utterance anchors: the labels would matter
-    device="cpu",
-)
+# pseudo_label_threshold 0: every target utterance anchors, so the labels would matter
+TP = tiny_train_params(n_layers=2, dropout=0.1)
 TRAINED = ("source_only", "pa_cc", "hard_ag", "la_cc", "ag_cc")
 
 

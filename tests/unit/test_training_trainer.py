@@ -21,22 +21,10 @@ from agcc.training.trainer import (
     predict,
     target_probs,
 )
-from tests.unit.training_toy import all_layer_corpus, toy_corpus
+from tests.unit.training_toy import all_layer_corpus, tiny_train_params, toy_corpus
 
 CPU = torch.device("cpu")
-TP = TrainParams(
-    batch_size=4,
-    max_epochs=2,
-    patience=5,
-    lr=3e-3,
-    d_model=8,
-    n_heads=2,
-    n_layers=1,
-    fc_hidden=8,
-    dropout=0.0,
-    pseudo_label_threshold=0.0,
-    device="cpu",
-)
+TP = tiny_train_params(n_layers=1, dropout=0.0)
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agcc.params import TrainParams
 from agcc.training.data import CorpusData, Segments
 
 SPLITS = {"train": 6, "val": 2, "test": 2}  # utterances per class
@@ -70,3 +71,19 @@ def all_layer_corpus(name: str, seed: int, scales: tuple[float, ...]) -> CorpusD
     dims = np.arange(frames.shape[1])
     layers = np.stack([frames * s**dims for s in scales], axis=1)
     return dataclasses.replace(toy, frames=layers.astype(np.float16))
+
+
+def tiny_train_params(**changes: object) -> TrainParams:
+    """Train params shrunk for in-memory tests (2 epochs, batch 4, an 8-wide model, cpu)."""
+    base = {
+        "batch_size": 4,
+        "max_epochs": 2,
+        "patience": 5,
+        "lr": 3e-3,
+        "d_model": 8,
+        "n_heads": 2,
+        "fc_hidden": 8,
+        "pseudo_label_threshold": 0.0,
+        "device": "cpu",
+    }
+    return TrainParams(**(base | changes))
