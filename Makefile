@@ -14,7 +14,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install system-deps demo test lint docs-layout dvc-deps clean-demo
+.PHONY: install system-deps demo test lint lock docs-layout dvc-deps clean-demo
 
 # Installs the missing APT_PACKAGES when apt-get exists and we are root or have password-less
 # sudo; otherwise says what to install by hand (the tests that need them then skip). Idempotent.
@@ -37,11 +37,14 @@ system-deps:
 	       -y -qq --no-install-recommends $$missing >/dev/null; }; then \
 	  echo "NOTE: apt-get install$$missing failed; the tests that need espeak-ng will skip"; fi
 
-$(STAMP): requirements.txt pyproject.toml | system-deps
+# requirements.txt pins what agcc uses; requirements.lock (make lock) pins everything else, as
+# constraints without its torch line, so a CUDA machine keeps its own torch build
+$(STAMP): requirements.txt requirements.lock pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -r requirements.txt
+	grep -v '^torch==' requirements.lock > $(VENV)/constraints.txt
+	$(BIN)/python -m pip install -q -r requirements.txt -c $(VENV)/constraints.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
@@ -54,6 +57,14 @@ demo: install
 test: install
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
+
+# Re-lock after changing requirements.txt (tests/integration/test_packaging_install.py checks
+# that the lock covers it); how the lock is made: docs/install.md
+lock: install
+	$(BIN)/python -m pip install -q uv
+	$(BIN)/uv pip compile requirements.txt --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --index-strategy unsafe-best-match \
+	  --extra-index-url https://download.pytorch.org/whl/cpu -o requirements.lock
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks scripts && $(BIN)/ruff format --check src tests benchmarks scripts

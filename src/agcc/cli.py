@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -119,6 +120,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from agcc.stages import train
 
     p = load_params(args.params)
+    p.check_directions()
     train.check_method_name(args.method, p.train)
     train.run(
         _grid_inputs(args),
@@ -136,14 +138,16 @@ def _cmd_tune(args: argparse.Namespace) -> None:
     from agcc.stages import tune
 
     p = load_params(args.params)
+    p.check_directions()
     update = {
         key: value
         for key, value in (
             ("method", args.method),
             ("storage", args.storage),
             ("study_name", args.study_name),
+            ("max_epochs", args.max_epochs),
         )
-        if value
+        if value is not None
     }
     if update:  # re-validated: --method needs its ranges in tune.ranges
         p = p.model_copy(update={"tune": _valid_tune(p.tune.model_dump() | update)})
@@ -188,6 +192,46 @@ def _cmd_params(args: argparse.Namespace) -> None:
     from agcc.stages import params
 
     params.run(Path(args.params), Path(args.out))
+
+
+def _cmd_predict(args: argparse.Namespace) -> None:
+    """Emotion posteriors of audio files from a trained model (checkpoint or MLflow URI)."""
+    from agcc.stages import predict
+
+    predict.run(args.model, [Path(a) for a in args.audio], Path(args.out), args.device)
+
+
+def _predict_command(add: Callable[[str, Command, str], argparse.ArgumentParser]) -> None:
+    """Run a trained model on new audio (not a DVC stage)."""
+    sp = add("predict", _cmd_predict, "audio files -> emotion posteriors (CSV) of a trained model")
+    sp.add_argument(
+        "--model",
+        required=True,
+        help="model.pt of a train run, or an MLflow model URI (runs:/<run_id>/model, models:/...)",
+    )
+    sp.add_argument("audio", nargs="+", help="audio files, or folders searched for audio files")
+    sp.add_argument("--out", required=True, help="CSV of posteriors, one row per audio file")
+    sp.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+
+
+def _cmd_check(args: argparse.Namespace) -> None:
+    """Report what each corpus holds and what every stage will do with it; run nothing."""
+    from agcc.errors import DataError
+    from agcc.stages import check
+
+    text, counts, problems = check.run(load_params(args.params), args.corpus or None)
+    print(text)
+    if args.json:
+        check.write_json(counts, Path(args.json))
+    if problems:
+        raise DataError(f"check: {len(problems)} problem(s):\n  " + "\n  ".join(problems))
+
+
+def _check_command(add: Callable[[str, Command, str], argparse.ArgumentParser]) -> None:
+    """`agcc check`: the corpora as the stages will see them (not a DVC stage)."""
+    sp = add("check", _cmd_check, "what each corpus holds and what every stage will do with it")
+    sp.add_argument("--corpus", nargs="+", help="corpora to check (default: all in params.yaml)")
+    sp.add_argument("--json", help="also write the counts as JSON here")
 
 
 def _cmd_summary(args: argparse.Namespace) -> None:
@@ -267,15 +311,21 @@ def _tune_command(add: Callable[[str, Command, str], argparse.ArgumentParser]) -
     )
     sp.add_argument("--storage", help="RDB URL overriding tune.storage")
     sp.add_argument("--study-name", help="overrides tune.study_name")
+    sp.add_argument(
+        "--max-epochs",
+        type=int,
+        help="epoch budget of each trial, overriding tune.max_epochs (part of the search space)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
     """Build the argument parser with one subparser per stage."""
     ap = argparse.ArgumentParser(prog="agcc", description=__doc__.splitlines()[0])
+    ap.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     ap.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = ap.add_subparsers(dest="command", required=True)
-    outs: dict[str, str] = {"demo": "", "summary": ""}
+    outs: dict[str, str] = {"demo": "", "summary": "", "predict": "", "check": ""}
 
     def add(name: str, fn: Command, help_: str) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_)
@@ -290,21 +340,53 @@ def _parser() -> argparse.ArgumentParser:
     _corpus_commands(add)
     _analysis_commands(add)
     _tune_command(add)
+    _predict_command(add)
+    _check_command(add)
     sp = add("summary", _cmd_summary, "print where the outputs are and their counts")
     sp.add_argument("--root", default=".", help="project root (default .)")
     return ap
 
 
+def _version() -> str:
+    """The installed distribution's version (the package's own when not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("agcc")
+    except PackageNotFoundError:
+        from agcc import __version__
+
+        return __version__
+
+
+def quiet_bars_off_terminal() -> None:
+    """Turn tqdm's progress bars off when stderr is not a terminal (logs, CI, ``make > log``).
+
+    A bar redraws itself with carriage returns and cursor-up codes; captured in a file that is
+    one line per redraw. tqdm (>= 4.66) reads ``TQDM_<ARGUMENT>`` environment variables as
+    defaults for every bar when ``tqdm`` is first imported, so this must run before any stage
+    module is imported. A ``TQDM_DISABLE`` the caller set is kept; the log lines of each stage
+    still say what it is doing.
+    """
+    if not sys.stderr.isatty():
+        os.environ.setdefault("TQDM_DISABLE", "1")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``agcc`` console script."""
     args = _parser().parse_args(argv)
+    quiet_bars_off_terminal()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     try:
-        args.func(args)
+        # log lines go through tqdm.write, above the bars, instead of onto a bar's line
+        with logging_redirect_tqdm():
+            args.func(args)
     except AgccError as e:
         # Expected failures (bad params, bad or missing input, too many skips) get one clear
         # line; --verbose adds the traceback. Anything else is a bug and keeps its traceback.

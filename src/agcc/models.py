@@ -55,6 +55,9 @@ class SERConfig:
     # "sinusoidal": positional encoding added to the frame projection; "none" (the default, so
     # checkpoints saved before the field existed rebuild as they were trained)
     positional: str = "none"
+    # > 1: a strided convolution (kernel = stride) after the frame projection shortens the
+    # sequence the encoder sees by this factor; segments map to the strided frames they touch
+    frame_stride: int = 1
 
     def __post_init__(self) -> None:
         """Reject sizes the modules cannot be built with, quoting them."""
@@ -65,7 +68,15 @@ class SERConfig:
             )
         if self.positional not in POSITIONAL:
             raise ValueError(f"positional must be one of {POSITIONAL}, got {self.positional!r}")
-        for name in ("input_dim", "n_classes", "n_input_layers", "n_layers", "fc_hidden"):
+        names = (
+            "input_dim",
+            "n_classes",
+            "n_input_layers",
+            "n_layers",
+            "fc_hidden",
+            "frame_stride",
+        )
+        for name in names:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -83,6 +94,7 @@ class SEROutput:
     # weights sum to 1, so proj(weighted sum) = weighted sum of these per-layer projections:
     # they are each upstream layer's contribution to the encoder input. None for (B, T, D).
     input_pooled: Tensor | None = None
+    frame_stride: int = 1  # input frames per row of ``frames`` (segments: :func:`stride_span`)
 
 
 def length_mask(lengths: Tensor, max_len: int) -> Tensor:
@@ -94,6 +106,14 @@ def masked_mean(h: Tensor, mask: Tensor) -> Tensor:
     """Mean of h (B, T, d) over the frames where mask (B, T) is True: (B, d)."""
     weights = mask.to(h.dtype).unsqueeze(-1)  # (B, T, 1)
     return (h * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+def stride_span(seg_lo: Tensor, seg_hi: Tensor, stride: int) -> tuple[Tensor, Tensor]:
+    """Input-frame spans [lo, hi) as the spans of the strided frames they touch."""
+    if stride == 1:
+        return seg_lo, seg_hi
+    lo = torch.div(seg_lo, stride, rounding_mode="floor")
+    return lo, torch.div(seg_hi + stride - 1, stride, rounding_mode="floor")
 
 
 def pool_segments(h: Tensor, seg_row: Tensor, seg_lo: Tensor, seg_hi: Tensor) -> Tensor:
@@ -152,6 +172,9 @@ class SERModel(nn.Module):
         self.register_buffer("in_std", torch.ones(stats_shape))
         self.layer_sum = LayerSum(c.n_input_layers) if c.n_input_layers > 1 else None
         self.proj = nn.Linear(c.input_dim, c.d_model)
+        self.downsample = None
+        if c.frame_stride > 1:
+            self.downsample = nn.Conv1d(c.d_model, c.d_model, c.frame_stride, c.frame_stride)
         self.layers = nn.ModuleList(
             nn.TransformerEncoderLayer(
                 c.d_model,
@@ -196,6 +219,8 @@ class SERModel(nn.Module):
             in_pooled = self.proj(mean).transpose(0, 1)  # (L, B, d)
             x = self.layer_sum(x)  # (B, T, L, D) -> (B, T, D)
         h = self.proj(x)  # (B, T, d)
+        if self.downsample is not None:
+            h, mask = self._downsample(h, mask, lengths)
         if self.config.positional == "sinusoidal":
             h = h + sinusoidal_encoding(h.shape[1], h.shape[2], h.device)
         pooled = []
@@ -205,6 +230,19 @@ class SERModel(nn.Module):
             h = layer(h, src_key_padding_mask=~mask).masked_fill(~mask[..., None], 0.0)
             pooled.append(masked_mean(h, mask))
         return h, mask, torch.stack(pooled), in_pooled
+
+    def _downsample(self, h: Tensor, mask: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, T, d) -> (B, ceil(T / s), d) by the strided convolution, and the new mask.
+
+        Padding frames are zeroed first, so an utterance's output does not depend on how much
+        padding its batch has; a last, partial window sees zeros beyond the utterance.
+        """
+        s = self.config.frame_stride
+        h = h.masked_fill(~mask[..., None], 0.0)
+        pad = -h.shape[1] % s
+        h = nn.functional.pad(h, (0, 0, 0, pad)).transpose(1, 2)  # (B, d, T + pad)
+        h = self.downsample(h).transpose(1, 2)  # (B, T', d)
+        return h, length_mask(torch.div(lengths + s - 1, s, rounding_mode="floor"), h.shape[1])
 
     def forward(self, x: Tensor, lengths: Tensor) -> SEROutput:
         """x: (B, T, D) or (B, T, L, D) zero-padded frames; lengths: (B,) real frame counts."""
@@ -217,5 +255,10 @@ class SERModel(nn.Module):
         h, mask, pooled, in_pooled = self.encode(x, lengths)
         logits = self.head(masked_mean(h, mask))  # (B, C)
         return SEROutput(
-            logits=logits, frames=h, mask=mask, layer_pooled=pooled, input_pooled=in_pooled
+            logits=logits,
+            frames=h,
+            mask=mask,
+            layer_pooled=pooled,
+            input_pooled=in_pooled,
+            frame_stride=self.config.frame_stride,
         )

@@ -7,12 +7,15 @@ typo in ``params.yaml`` is an error that names the key instead of a silently ign
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agcc.errors import ConfigError
+
+#: A device parameter: auto (CUDA when available, else CPU), cpu, cuda or cuda:N (one GPU).
+Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")]
 
 EMOTIONS = ("neutral", "anger", "happiness", "sadness")
 SPLITS = ("train", "val", "dev", "test")
@@ -55,6 +58,8 @@ class CorpusParams(Section):
     landmarks_source: Literal["openface_csv", "dlib"] = "openface_csv"
     # textgrid: read MFA TextGrids; pocketsphinx: align the transcripts in the `align` stage
     align_source: Literal["textgrid", "pocketsphinx"] = "textgrid"
+    # manifest adapter: audio/video/landmarks/textgrid paths outside `root` are an error unless true
+    allow_outside_root: bool = False
 
     @model_validator(mode="after")
     def _labels_fit_adapter(self) -> CorpusParams:
@@ -106,6 +111,19 @@ class PrepareParams(Section):
     split_fractions: dict[str, float] = Field(
         default_factory=lambda: {"train": 0.6, "val": 0.15, "dev": 0.1, "test": 0.15}
     )
+    # A pilot with fewer speakers (sessions) than splits: one each, splits filled in this order
+    # (the speaker with the most video first); [] = such a corpus is an error.
+    pilot_split_order: tuple[str, ...] = ("val", "train", "test", "dev")
+
+    @field_validator("pilot_split_order")
+    @classmethod
+    def _pilot_order(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if v and (len(set(v)) != len(v) or not {"train", "val"} <= set(v) <= set(SPLITS)):
+            raise ValueError(
+                f"pilot_split_order must be [] or distinct names from {SPLITS} including train "
+                f"and val, got {list(v)}"
+            )
+        return v
 
     @field_validator("split_fractions")
     @classmethod
@@ -134,7 +152,8 @@ class AlignParams(Section):
     workers: int = Field(2, ge=1)  # utterances aligned in parallel processes
     beam: float = Field(1e-100, gt=0.0, le=1.0)  # HMM state and phone beams; wide for long pauses
     wbeam: float = Field(1e-80, gt=0.0, le=1.0)  # word-exit beam
-    dictionary: str | None = None  # pronunciation dictionary; None = pocketsphinx's en-us one
+    dictionary: str | None = None  # extra pronunciations, added to pocketsphinx's en-us ones
+    g2p: bool = True  # words in no dictionary: pronunciation from the offline g2p model
 
 
 class SegmentParams(Section):
@@ -145,6 +164,9 @@ class SegmentParams(Section):
     context_ms: float = Field(0.0, ge=0.0, le=200.0)
     fps: float = Field(50.0, gt=0.0, le=1000.0)
     min_frames: int = Field(3, ge=2)
+    # largest disagreement (s) between the audio, TextGrid and landmark-track durations of an
+    # utterance; beyond it the utterance is skipped (a cut file, a wrong alignment or video)
+    max_duration_mismatch_s: float = Field(0.5, gt=0.0)
 
     @field_validator("vowels")
     @classmethod
@@ -159,7 +181,7 @@ class ClusterParams(Section):
     """AG clustering: Soft-DTW k-means over the validation segments of all corpora."""
 
     engine: Literal["torch", "tslearn"] = "torch"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Device = "auto"
     k: int | None = Field(10, ge=2)
     k_grid: tuple[int, ...] = tuple(range(5, 31))
     # Mouth coordinates are in inter-eye units (frame distances ~0.1): at gamma 1 soft-DTW is
@@ -207,7 +229,9 @@ class FeatureParams(Section):
     layer: int | Literal["all"] = -1  # hidden-state index, or all layers for a learned sum
     n_mels: int = Field(80, ge=8, le=256)
     batch_seconds: float = Field(60.0, gt=0.0)  # audio per batch; batches are grouped by length
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Device = "auto"
+    # wav2vec2 forward pass: float32, or bfloat16 autocast (faster on GPUs; frames ~1 % off)
+    dtype: Literal["float32", "bfloat16"] = "float32"
     # per-utterance frame mean/variance normalisation; off: channel differences between
     # corpora are part of the problem the anchoring addresses
     utterance_norm: bool = False
@@ -299,7 +323,11 @@ class TrainParams(Section):
     n_layers: int = Field(2, ge=1)
     fc_hidden: int = Field(128, ge=4)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    frame_stride: int = Field(1, ge=1, le=8)  # input frames per encoder frame (strided conv)
+    device: Device = "auto"
+    # dedicated one-vs-rest models, one per emotion of base.emotions, beside the 4-class one
+    binary_models: bool = False
+    workers: int = Field(1, ge=1)  # training processes at once; results do not depend on it
     source_only: SourceOnlyParams = SourceOnlyParams()
     pa_cc: PaccParams = PaccParams()
     hard_ag: HardAgParams = HardAgParams()
@@ -374,7 +402,9 @@ class TrainParams(Section):
 class EvaluateParams(Section):
     """Table II: UARs, binary UARs, bootstrap CIs over seeds and utterances (method.md s. 8)."""
 
-    binary_models: bool = False
+    # methods whose train.<method> values came from a tuning study on the target dev split;
+    # Table II marks their rows "tuned" and says when not every anchored method was tuned
+    tuned: tuple[str, ...] = ()
     bootstrap: int = Field(1000, ge=10)  # resamples: seeds, then test utterances, per draw
     ci: float = Field(0.95, gt=0.5, lt=1.0)  # central percentile interval; p-values Holm-adjusted
 
@@ -441,6 +471,21 @@ class TuneParams(Section):
     k: tuple[int, ...] = (8, 10, 12, 15)  # ag_cc only
     pruner_startup_trials: int = Field(5, ge=0)  # MedianPruner: trials before pruning starts
     pruner_warmup_epochs: int = Field(2, ge=0)  # MedianPruner: epochs before a trial can be pruned
+    # a worker's running trial beats every heartbeat_s; one silent for grace_s (a killed worker)
+    # is failed by the next worker and retried with its values, at most max_retry times
+    heartbeat_s: int = Field(30, ge=1)
+    grace_s: int = Field(120, ge=2)
+    max_retry: int = Field(3, ge=0)
+
+    @model_validator(mode="after")
+    def _grace_after_heartbeat(self) -> TuneParams:
+        """A trial is stale only after missing at least one heartbeat."""
+        if self.grace_s <= self.heartbeat_s:
+            raise ValueError(
+                f"grace_s must exceed heartbeat_s, got grace_s {self.grace_s} and heartbeat_s "
+                f"{self.heartbeat_s}"
+            )
+        return self
 
     @property
     def study(self) -> str:
@@ -502,16 +547,39 @@ class Params(Section):
     evaluate: EvaluateParams = EvaluateParams()
     tune: TuneParams = TuneParams()
 
-    @model_validator(mode="after")
-    def _directions_name_corpora(self) -> Params:
-        for src, tgt in self.train.directions:
-            unknown = [c for c in (src, tgt) if c not in self.corpora]
-            if unknown:
-                raise ValueError(
-                    f"train.directions names unknown corpora {unknown}; "
-                    f"params.yaml corpora are {sorted(self.corpora)}"
-                )
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _default_directions(cls, data: object) -> object:
+        """``train.directions`` null or absent: every ordered pair of the configured corpora."""
+        if not isinstance(data, dict) or not isinstance(data.get("corpora"), dict):
+            return data
+        train = data.get("train")
+        if train is None or (isinstance(train, dict) and train.get("directions") is None):
+            names = list(data["corpora"])
+            pairs = [[s, t] for s in names for t in names if s != t]
+            data = data | {"train": dict(train or {}) | {"directions": pairs}}
+        return data
+
+    def direction_problems(self) -> list[str]:
+        """Every ``train.directions`` entry naming a corpus not in ``corpora``, by key path.
+
+        Checked by the stages that read the directions (train, tune) and by ``agcc check``,
+        not when the file is loaded: a stage that does not read ``train`` is never stopped by
+        a stale direction (e.g. right after replacing the ``corpora`` entries).
+        """
+        return [
+            f"train.directions[{i}][{j}]: unknown corpus {name!r}; params.yaml corpora are "
+            f"{sorted(self.corpora)}"
+            for i, pair in enumerate(self.train.directions)
+            for j, name in enumerate(pair)
+            if name not in self.corpora
+        ]
+
+    def check_directions(self) -> None:
+        """Raise ParamsError naming every ``train.directions`` key path with an unknown corpus."""
+        problems = self.direction_problems()
+        if problems:
+            raise ParamsError("params.yaml: invalid parameters\n  " + "\n  ".join(problems))
 
     def check_tune_k(self) -> None:
         """Fail when a tune.k choice has no cached AG model (checked by the tune stage only,
@@ -576,9 +644,27 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as e:
-        lines = [
-            f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-            + (f" (got {err['input']!r})" if err["type"] != "missing" else "")
-            for err in e.errors()
-        ]
+        lines = [_error_line(err) for err in e.errors()]
         raise ParamsError(f"{path}: invalid parameters\n" + "\n".join(lines)) from e
+
+
+def key_path(loc: tuple[str | int, ...]) -> str:
+    """A pydantic error location as a params key path: ``train.directions[0][1]``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _error_line(err: dict) -> str:
+    """One validation error as ``  key.path: message (got value)``.
+
+    Errors of a whole section (or of the file) carry the section as input: it is not repeated,
+    and a message that starts with its own key path is not prefixed again.
+    """
+    where = key_path(tuple(err["loc"])) or "(top level)"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    got = err.get("input")
+    show = err["type"] != "missing" and not isinstance(got, dict)
+    text = msg if where != "(top level)" and msg.startswith(where) else f"{where}: {msg}"
+    return f"  {text}" + (f" (got {got!r})" if show else "")

@@ -158,7 +158,8 @@ class Alignment:
 
     ``n_silence`` counts dropped phone intervals labelled empty, ``sil`` or ``sp``; ``n_spn``
     those labelled ``spn`` (unknown speech); ``unknown`` counts phone labels kept in
-    ``phones`` that are neither ARPAbet nor a known IPA phone.
+    ``phones`` that are neither ARPAbet nor a known IPA phone; ``end`` is the TextGrid's end
+    time in seconds (its xmax, or the last interval's end when later).
     """
 
     path: str
@@ -168,6 +169,7 @@ class Alignment:
     n_silence: int = 0
     n_spn: int = 0
     unknown: dict[str, int] = field(default_factory=dict)
+    end: float = 0.0
 
 
 def words_of(transcript: str) -> list[str]:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from agcc.errors import DataError
+from agcc.figures import demo_prefix
 from agcc.io.predictions import ORACLE_SUFFIX, method_dir, read_predictions
 from agcc.overlap import EMOTION_ORDER, IPA, cluster_shares, corpus_counts, overlap, overlap_cell
 from agcc.params import VOWELS, EvaluateParams
@@ -68,6 +69,8 @@ def table1_markdown(table: pd.DataFrame, corpora: tuple[str, str], threshold: fl
             rows.append([titles[section]] + [""] * len(cols))
         rows += [[r["row"], *(_one_decimal(r[c]) for c in cols)] for _, r in part.iterrows()]
     out = [
+        f"# {demo_prefix(corpora)}Table I: AG cluster overlap across corpora",
+        "",
         f"Percentage overlap of AG clusters across corpora ({corpora[0]} vs {corpora[1]}) for six "
         f"vowels; averages over the common clusters (overlap >= {threshold:g} %).",
         "",
@@ -131,39 +134,100 @@ PAPER_TABLE2 = (
 #: One (direction, method key)'s test labels (n,), predictions (S, n) and seeds (S,), by seed.
 Preds = dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
+#: runs.csv task of the models with one output per emotion (the others: binary_<emotion>).
+MULTICLASS = "multiclass"
+
+
+def derived_column(emotion: str) -> str:
+    """Column of the binary UAR of ``emotion`` derived from the multiclass model's argmax."""
+    return f"{emotion}_derived"
+
+
+def binary_column(emotion: str) -> str:
+    """Column of the binary UAR of ``emotion``'s dedicated one-vs-rest model."""
+    return f"{emotion}_binary"
+
+
+def _checked_predictions(
+    r: pd.Series, train_dir: Path, classes: tuple[str, ...], utts: dict[str, list]
+) -> pd.DataFrame:
+    """A run's predictions, checked to cover the same test utterances as its direction's."""
+    frame = read_predictions(train_dir / r["predictions"], classes)
+    ids = utts.setdefault(r["direction"], frame["utt_id"].tolist())
+    if frame["utt_id"].tolist() != ids:
+        raise DataError(
+            f"{train_dir / r['predictions']}: test utterances differ from the other runs of "
+            f"{r['direction']}; re-run the train stage"
+        )
+    return frame
+
 
 def score_runs(
     runs: pd.DataFrame, train_dir: Path, emotions: tuple[str, ...]
 ) -> tuple[pd.DataFrame, Preds]:
     """Per-run UARs (fractions), and per (direction, method_dir) the labels and predictions.
 
-    Returns the runs with columns ``uar_4cat`` and one binary UAR per emotion, and a dict of
-    (y_true (n,), y_pred (seeds, n), seeds (seeds,)) on test utterances sorted by utt_id, the
-    prediction rows in increasing seed order.
+    Returns one row per multiclass run with ``uar_4cat`` and one binary UAR per emotion derived
+    from its argmax (:func:`derived_column`: predicted e iff e is the argmax, a rule fixed in
+    advance), plus, where runs.csv has dedicated binary models (task ``binary_<e>``), their
+    UARs (:func:`binary_column`) for the same (direction, method, seed); and a dict of
+    (y_true (n,), y_pred (seeds, n), seeds (seeds,)) of the multiclass models on test
+    utterances sorted by utt_id, the prediction rows in increasing seed order.
     """
-    n = len(emotions)
-    scores, rows, utts = [], {}, {}
-    for _, r in runs.iterrows():
-        frame = read_predictions(train_dir / r["predictions"], emotions)
+    if "task" not in runs.columns:
+        runs = runs.assign(task=MULTICLASS)
+    n, utts = len(emotions), {}
+    scores, rows = [], {}
+    for _, r in runs[runs["task"] == MULTICLASS].iterrows():
+        frame = _checked_predictions(r, train_dir, emotions, utts)
         y, p = frame["y_true"].to_numpy(), frame["y_pred"].to_numpy()
         key = (r["direction"], method_dir(r["method"], r["oracle"]))
-        ids = utts.setdefault(r["direction"], frame["utt_id"].tolist())
-        if frame["utt_id"].tolist() != ids:
-            raise DataError(
-                f"{train_dir / r['predictions']}: test utterances differ from the "
-                f"other runs of {r['direction']}; re-run the train stage"
-            )
         rows.setdefault(key, (y, []))[1].append((int(r["seed"]), p))
-        scores.append(
-            r.to_dict()
-            | {"uar_4cat": uar(y, p, n)}
-            | {e: binary_uar(y, p, i) for i, e in enumerate(emotions)}
-        )
+        derived = {derived_column(e): binary_uar(y, p, i) for i, e in enumerate(emotions)}
+        scores.append(r.to_dict() | {"uar_4cat": uar(y, p, n)} | derived)
+    frame = pd.DataFrame(scores)
+    binary = _binary_scores(runs, train_dir, emotions, utts)
+    if len(binary):
+        frame = frame.merge(binary, on=["direction", "method", "oracle", "seed"], how="left")
     preds = {}
     for key, (y, seeded) in rows.items():
         seeded.sort(key=lambda sp: sp[0])
         preds[key] = (y, np.stack([p for _, p in seeded]), np.array([s for s, _ in seeded]))
-    return pd.DataFrame(scores), preds
+    return frame, preds
+
+
+def _binary_scores(
+    runs: pd.DataFrame, train_dir: Path, emotions: tuple[str, ...], utts: dict[str, list]
+) -> pd.DataFrame:
+    """One row per (direction, method, oracle, seed) with each binary model's UAR.
+
+    Every multiclass (direction, method, seed) needs all the binary models once binary runs
+    exist; a missing one is a DataError naming it.
+    """
+    tasks = {f"binary_{e}": e for e in emotions}
+    binary = runs[runs["task"].isin(tasks)]
+    if binary.empty:
+        return binary
+    cells: dict[tuple, dict[str, float]] = {}
+    for _, r in binary.iterrows():
+        e = tasks[r["task"]]
+        frame = _checked_predictions(r, train_dir, (f"not_{e}", e), utts)
+        key = (r["direction"], r["method"], bool(r["oracle"]), int(r["seed"]))
+        cell = cells.setdefault(key, {})
+        if binary_column(e) in cell:
+            raise DataError(f"{train_dir}: two {r['task']} runs of {key}; re-run the train stage")
+        cell[binary_column(e)] = uar(frame["y_true"].to_numpy(), frame["y_pred"].to_numpy(), 2)
+    multi = runs[runs["task"] == MULTICLASS]
+    for _, r in multi.iterrows():
+        key = (r["direction"], r["method"], bool(r["oracle"]), int(r["seed"]))
+        missing = [t for t, e in tasks.items() if binary_column(e) not in cells.get(key, {})]
+        if missing:
+            raise DataError(
+                f"{train_dir}: {r['method']} {r['direction']} seed {r['seed']} lacks the binary "
+                f"models {missing}; re-run that train stage (train.binary_models: true)"
+            )
+    keys = ["direction", "method", "oracle", "seed"]
+    return pd.DataFrame([dict(zip(keys, k, strict=True)) | v for k, v in cells.items()])
 
 
 def check_seed_sets(scores: pd.DataFrame) -> None:
@@ -195,15 +259,28 @@ def row_labels(method: str, oracle: bool, source: str, target: str) -> tuple[str
     return label, (f"{target}→{target}" if method == "upper_bound" else f"{source}→{target}")
 
 
-def table2(scores: pd.DataFrame, emotions: tuple[str, ...]) -> pd.DataFrame:
-    """Mean and sample std (percent) over seeds per direction and method, in the paper's order."""
-    cols = ["uar_4cat", *emotions]
+def score_columns(scores: pd.DataFrame, emotions: tuple[str, ...]) -> list[str]:
+    """Table II's score columns: 4-class UAR, dedicated binary UARs (when trained), derived."""
+    binary = [binary_column(e) for e in emotions if binary_column(e) in scores.columns]
+    return ["uar_4cat", *binary, *(derived_column(e) for e in emotions)]
+
+
+def table2(
+    scores: pd.DataFrame, emotions: tuple[str, ...], tuned: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Mean and sample std (percent) over seeds per direction and method, in the paper's order.
+
+    ``tuned`` methods (hyperparameters from a study on the target dev split) have ``tuned``
+    True and "(tuned)" in their label.
+    """
+    cols = score_columns(scores, emotions)
     rows = []
     for (direction, method, oracle), part in scores.groupby(
         ["direction", "method", "oracle"], sort=False
     ):
         src, tgt = part["source"].iloc[0], part["target"].iloc[0]
         label, dir_label = row_labels(method, bool(oracle), src, tgt)
+        label += " (tuned)" if method in tuned else ""
         row = {
             "method": method,
             "oracle": bool(oracle),
@@ -212,6 +289,7 @@ def table2(scores: pd.DataFrame, emotions: tuple[str, ...]) -> pd.DataFrame:
             "direction_label": dir_label,
             "source": src,
             "target": tgt,
+            "tuned": method in tuned,
             "n_seeds": len(part),
             "seeds": " ".join(str(s) for s in sorted(part["seed"])),
         }
@@ -318,36 +396,76 @@ def table2_markdown(
     t2: pd.DataFrame, cis: pd.DataFrame, emotions: tuple[str, ...], ep: EvaluateParams
 ) -> str:
     """Our Table II, the bootstrap CIs and the paper's Table II as a separate reference block."""
-    bins = [BINARY_LABELS.get(e, e[:3].title()) for e in emotions]
+    short = [BINARY_LABELS.get(e, e[:3].title()) for e in emotions]
+    has_binary = f"{binary_column(emotions[0])}_mean" in t2.columns
+    corpora = [*t2["source"], *t2["target"]]
     out = [
-        "# Table II (this pipeline): SER UAR (%) on the target test split",
+        f"# {demo_prefix(corpora)}Table II (this pipeline): SER UAR (%) on the target test split",
         "",
-        "Mean ± sample std over seeds. Binary columns: one-vs-rest UAR **derived from the "
-        "4-class posteriors** (an utterance counts as emotion e iff e is the 4-class argmax; "
-        "`evaluate.binary_models: false`), not dedicated binary models. Rows marked ORACLE "
-        "used true target labels for the anchors (analysis only).",
+        "Mean ± sample std over seeds. "
+        + (
+            "Binary columns (bin): UAR of the dedicated one-vs-rest model of each emotion "
+            "(`train.binary_models: true`), trained like the 4-class model. "
+            if has_binary
+            else "No dedicated binary models were trained (`train.binary_models: false`). "
+        )
+        + "Derived columns (der): one-vs-rest UAR derived from the 4-class model (an utterance "
+        "counts as emotion e iff e is its 4-class argmax), not a model of its own. Rows marked "
+        "ORACLE used true target labels for the anchors (analysis only).",
         "",
+        *_tuning_note(t2, ep),
     ]
+    header = ["Method", "Direction", "4-CAT"]
+    header += [f"{b} (bin)" for b in short] if has_binary else []
+    header += [f"{b} (der)" for b in short]
+    cols = score_columns(t2.rename(columns=lambda c: c.removesuffix("_mean")), emotions)
     rows = [
         [
             r["method_label"],
             r["direction_label"],
-            _mean_std(r["uar_4cat_mean"], r["uar_4cat_std"]),
-            *(_mean_std(r[f"{e}_mean"], r[f"{e}_std"]) for e in emotions),
+            *(_mean_std(r[f"{c}_mean"], r[f"{c}_std"]) for c in cols),
             r["seeds"],
         ]
         for _, r in t2.iterrows()
     ]
-    out += _md_table(["Method", "Direction", "4-CAT", *bins, "seeds"], rows)
+    out += _md_table([*header, "seeds"], rows)
     out += ["", *ci_markdown(cis, ep)]
     return "\n".join(out + ["", *paper_reference()]) + "\n"
+
+
+#: Methods with hyperparameters of their own, which fair tuning tunes all of or none of.
+ANCHORED = ("pa_cc", "hard_ag", "la_cc", "ag_cc")
+
+
+def _tuning_note(t2: pd.DataFrame, ep: EvaluateParams) -> list[str]:
+    """How the anchored rows' hyperparameters were chosen (``evaluate.tuned``), as lines."""
+    anchored = [m for m in ANCHORED if m in set(t2["method"])]
+    tuned = [m for m in anchored if m in ep.tuned]
+    if not tuned:
+        return [
+            "Hyperparameters: every anchored method uses its params.yaml values; none was "
+            "tuned on the target (`evaluate.tuned` is empty).",
+            "",
+        ]
+    untuned = [m for m in anchored if m not in tuned]
+    note = (
+        f"Rows marked (tuned): {', '.join(key_label(m) for m in tuned)} took their "
+        "hyperparameters from a study on the labelled target dev split (`evaluate.tuned`)."
+    )
+    if untuned:
+        note += (
+            f" **Unequal tuning**: {', '.join(key_label(m) for m in untuned)} were not tuned, "
+            "so their rows are not a fair comparison; tune every anchored method with the "
+            "same budget, or none."
+        )
+    return [note, ""]
 
 
 def ci_markdown(cis: pd.DataFrame, ep: EvaluateParams) -> list[str]:
     """The CI section of table2.md: heading, how the CIs and p-values were made, the table."""
     out = [
-        f"## AG-CC minus each baseline: 4-class UAR (percentage points), hierarchical paired "
-        f"bootstrap {ep.ci:.0%} CI",
+        f"## {demo_prefix(cis.get('direction', []))}AG-CC minus each baseline: 4-class UAR "
+        f"(percentage points), hierarchical paired bootstrap {ep.ci:.0%} CI",
         "",
         f"The CIs are over seeds and test utterances: each of {ep.bootstrap} resamples draws "
         "the seeds with replacement, then the test utterances with replacement (the same seeds "
@@ -402,9 +520,10 @@ def table2_metrics(t2: pd.DataFrame, cis: pd.DataFrame, emotions: tuple[str, ...
     from fewer than MIN_CI_SEEDS seeds, the flag of table2.md).
     """
     metrics: dict[str, float] = {}
+    cols = score_columns(t2.rename(columns=lambda c: c.removesuffix("_mean")), emotions)
     for _, r in t2.iterrows():
         key = f"{r['direction']}.{method_dir(r['method'], r['oracle'])}"
-        for c in ("uar_4cat", *emotions):
+        for c in cols:
             metrics[f"{key}.{c}"] = r[f"{c}_mean"]
             if np.isfinite(r[f"{c}_std"]):
                 metrics[f"{key}.{c}_std"] = r[f"{c}_std"]

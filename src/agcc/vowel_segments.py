@@ -3,7 +3,8 @@
 Each vowel interval [start, end) of the phone alignment, widened by an optional context margin,
 is resampled from the landmark track at ``segments.fps`` so that 30 fps video still gives
 several frames per vowel (docs/method.md section 3). The interval times are kept so the acoustic
-side (50 frames/s) can be indexed with the same segment.
+side (50 frames/s) can be indexed with the same segment. Before cutting, the durations of the
+utterance's audio, TextGrid and landmark track must agree (:func:`check_durations`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from agcc.io.audio import audio_duration
 from agcc.io.segments import SEGMENT_COLUMNS
 from agcc.io.textgrid import read_textgrid
 from agcc.params import SegmentParams
 from agcc.phones import vowel_intervals
-from agcc.skips import InputError, SkipReport
+from agcc.skips import InputError, SkipReport, metric_key
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +64,44 @@ def cut_segment(
         return Cut(None, s0, s1, "outside_video")
     tc = np.clip(t, time[0], time[-1])
     frames = np.stack([np.interp(tc, time, mouth[:, j]) for j in range(mouth.shape[1])], axis=1)
-    if np.isnan(frames).any():
+    if not np.isfinite(frames).all():
         return Cut(None, s0, s1, "landmark_gap")
     return Cut(frames.astype(np.float32), s0, s1)  # (T, 24)
+
+
+def track_end(time: np.ndarray) -> float:
+    """End time (s) of a landmark track: its last frame time plus one median frame step."""
+    if len(time) == 0:
+        return 0.0
+    step = float(np.median(np.diff(time))) if len(time) > 1 else 0.0
+    return float(time[-1]) + step
+
+
+def check_durations(row: pd.Series, tg_end: float, time: np.ndarray, tolerance: float) -> None:
+    """InputError (kind ``duration_mismatch``) when audio, TextGrid and track lengths disagree.
+
+    The audio duration comes from its header (``row["audio"]``, when the manifest names one;
+    unreadable, truncated or too-short audio raises its own InputError), the TextGrid's from
+    its end time and the track's from :func:`track_end`. The error names the file whose
+    duration is farthest from the median of the three, and lists all of them.
+    """
+    spans = {"TextGrid": (str(row["textgrid"]), tg_end)}
+    audio = row.get("audio", "")
+    if isinstance(audio, str) and audio:
+        spans["audio"] = (audio, audio_duration(audio))
+    landmarks = row.get("landmarks", "")
+    spans["landmark track"] = (landmarks if isinstance(landmarks, str) else "", track_end(time))
+    seconds = np.array([d for _, d in spans.values()])
+    if seconds.max() - seconds.min() <= tolerance:
+        return
+    odd = list(spans)[int(np.argmax(np.abs(seconds - np.median(seconds))))]
+    listed = ", ".join(f"{k} {d:.3f} s" for k, (_, d) in spans.items())
+    raise InputError(
+        spans[odd][0] or "<manifest>",
+        f"durations disagree by {seconds.max() - seconds.min():.3f} s > "
+        f"segments.max_duration_mismatch_s {tolerance} s ({listed}; the {odd} is off)",
+        kind="duration_mismatch",
+    )
 
 
 def segment_utterance(
@@ -78,9 +115,14 @@ def segment_utterance(
     if not tg:
         raise InputError("<manifest>", "no TextGrid configured for this utterance")
     alignment = read_textgrid(tg, speaker=None)
+    check_durations(row, alignment.end, track[0], sp.max_duration_mismatch_s)
     if alignment.unknown:
         log.warning("%s: unknown phone labels %s (not vowels, kept out)", tg, alignment.unknown)
-        dropped.update({f"unknown_phone.{k}": v for k, v in alignment.unknown.items()})
+        # raw labels (<unk>, [noise], a,b) are no metric names: count them under a safe key
+        dropped.update(
+            {f"unknown_phone.{metric_key(k)}": v for k, v in alignment.unknown.items()}
+            | {"unknown_phone_utts": 1}
+        )
     tokens = vowel_intervals(alignment, sp.vowels, sp.stressed_ah_as_ah)
     if not tokens:
         raise InputError(tg, f"no target vowel ({', '.join(sp.vowels)}) in the phones tier")

@@ -133,9 +133,39 @@ def test_too_many_skips_fails_loudly_and_marks_the_run_failed(tracked: Path) -> 
     assert run.info.status == "FAILED"
 
 
-def test_too_few_speakers_for_four_splits_is_an_error(tracked: Path) -> None:
+def test_too_few_speakers_for_four_splits_is_an_error_without_a_pilot_order(
+    tracked: Path,
+) -> None:
     cp = _crema(tracked / "raw", n_actors=3)
     with pytest.raises(ValueError, match="at least 4 distinct groups .* got 3"):
-        prepare.run("c", cp, PrepareParams(), BaseParams(), tracked / "out")
+        prepare.run("c", cp, PrepareParams(pilot_split_order=()), BaseParams(), tracked / "out")
     (run,) = stored_runs(tracked)
     assert run.info.status == "FAILED"
+
+
+def test_a_three_actor_pilot_is_prepared_and_its_empty_split_reported(tracked: Path) -> None:
+    cp = _crema(tracked / "raw", n_actors=3)
+    frame = prepare.run("c", cp, PrepareParams(), BaseParams(), tracked / "out")
+    split_of = frame.groupby("speaker")["split"].agg(set)
+    assert all(len(s) == 1 for s in split_of)  # still speaker-independent
+    assert sorted(s.pop() for s in split_of) == ["test", "train", "val"]
+    metrics = json.loads((tracked / "out" / "metrics.json").read_text())
+    assert metrics["n_empty_splits"] == 1 and metrics["split.dev.n_utts"] == 0
+
+
+def test_a_speaker_in_two_written_splits_fails_naming_it_and_publishes_nothing(
+    tracked: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cp = _crema(tracked / "raw", n_actors=5)
+
+    def leaky(frame: pd.DataFrame, *args: object) -> pd.DataFrame:
+        split = ["train", "test"] * (len(frame) // 2) + ["train"] * (len(frame) % 2)
+        return frame.assign(split=split)  # every speaker in train and test
+
+    monkeypatch.setattr(prepare, "add_splits", leaky)
+    with pytest.raises(
+        ValueError, match=r"splits are not speaker-independent: 5 .*1001 in test, train"
+    ):
+        prepare.run("c", cp, PrepareParams(), BaseParams(), tracked / "out")
+    assert not (tracked / "out" / "manifest.csv").exists()
+    assert not (tracked / "out" / "splits.csv").exists()

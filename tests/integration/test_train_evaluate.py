@@ -152,6 +152,8 @@ def write_params(root: Path, **train: object) -> Path:
         "fc_hidden": 16,
         "pseudo_label_threshold": 0.0,
         "device": "cpu",
+        "binary_models": False,
+        "workers": 1,
     } | train
     raw["evaluate"]["bootstrap"] = 50
     path = root / "params.yaml"
@@ -214,11 +216,46 @@ def test_every_method_trains_both_directions_and_table2_has_every_row(pipeline: 
     ub = t2[t2["method"] == "upper_bound"]
     assert set(ub["direction_label"]) == {"corp_b→corp_b", "corp_a→corp_a"}
     md = (pipeline / "evaluate" / "table2.md").read_text()
-    assert "derived from the 4-class posteriors" in md and "57.37" in md
+    assert "derived from the 4-class model" in md and "57.37" in md
     assert md.index("NOT produced by this pipeline") > md.index("AG-CC minus each baseline")
     metrics = json.loads((pipeline / "evaluate" / "metrics.json").read_text())
     assert "ci.corp_a_to_corp_b.ag_cc_minus_pa_cc.diff" in metrics
     assert 0.0 <= metrics["corp_a_to_corp_b.ag_cc.uar_4cat"] <= 100.0
+
+
+@pytest.mark.slow
+def test_binary_models_and_two_workers_give_what_one_worker_gives(pipeline: Path) -> None:
+    """Binary models beside the 4-class ones; two training processes change no output."""
+    outputs = {}
+    for workers in (1, 2):
+        params = write_params(
+            pipeline,
+            methods=["source_only", "ag_cc"],
+            binary_models=True,
+            workers=workers,
+            frame_stride=2,
+        )
+        _train_all(pipeline, params)
+        outputs[workers] = {
+            p.relative_to(pipeline): p.read_bytes()
+            for p in sorted((pipeline / "train").rglob("*"))
+            if p.suffix == ".csv" and p.name != "skips.csv"
+        }
+    assert outputs[1].keys() == outputs[2].keys()
+    assert [k for k in outputs[1] if outputs[1][k] != outputs[2][k]] == []
+    runs = _runs(pipeline, "ag_cc")
+    tasks = {"multiclass", *(f"binary_{e}" for e in EMOTIONS)}
+    assert set(runs["task"]) == tasks and len(runs) == 2 * len(tasks)
+    binary = pipeline / "train/ag_cc/runs/corp_a_to_corp_b/binary_anger/seed1"
+    pred = pd.read_csv(binary / "predictions_corp_b.csv")
+    assert list(pred.columns) == ["utt_id", "true", "pred", "prob_not_anger", "prob_anger"]
+    assert set(pred["true"]) == {"anger", "not_anger"}
+    assert _evaluate(pipeline, params) == 0
+    t2 = pd.read_csv(pipeline / "evaluate" / "table2.csv")
+    for e in EMOTIONS:
+        assert t2[f"{e}_binary_mean"].between(0, 100).all()
+        assert t2[f"{e}_derived_mean"].between(0, 100).all()
+    assert "Ang (bin)" in (pipeline / "evaluate" / "table2.md").read_text()
 
 
 def _check_anchoring_history(path: Path) -> None:
@@ -340,7 +377,7 @@ def test_a_failed_run_is_recorded_the_others_finish_and_the_stage_fails(
         output_format="list",
         filter_string="tags.parent_stage = 'train@la_cc'",
     )
-    status = {r.info.run_name: r.info.status for r in children}
+    status = {r.data.tags["agcc.run"]: r.info.status for r in children}  # names: seed first
     assert status == {
         "la_cc:corp_a->corp_b:seed1": "FAILED",
         "la_cc:corp_b->corp_a:seed1": "FINISHED",
@@ -478,8 +515,11 @@ def test_direction_naming_an_unknown_corpus_is_a_params_error(tmp_path: Path) ->
     raw["train"]["directions"] = [["demo_crema", "msp_podcast"]]
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
-    with pytest.raises(ParamsError, match="unknown corpora.*msp_podcast"):
-        load_params(path)
+    params = load_params(path)  # only the stages that read the directions stop
+    with pytest.raises(
+        ParamsError, match=r"train.directions\[0\]\[1\]: unknown corpus 'msp_podcast'"
+    ):
+        params.check_directions()
 
 
 def test_missing_checkpoint_and_features_are_clear_errors(pipeline: Path) -> None:

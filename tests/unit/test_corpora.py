@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from agcc.corpora import LayoutError, build_manifest
+from agcc.corpora.base import Absent
 from agcc.corpora.crema_d import SENTENCES, parse_name
 from agcc.corpora.msp_improv import parse_header
+from agcc.errors import DataError
 from agcc.io.manifest import MANIFEST_COLUMNS
 from agcc.params import CorpusParams
 from agcc.skips import SkipReport
@@ -121,9 +123,15 @@ def test_crema_voice_votes_ties_and_joins(tmp_path: Path) -> None:
     assert m.dropped == {"no consensus": 1, "fear": 1}
     reasons = {s.item: s.reason for s in skips.skips}
     assert "unknown VoiceVote 'Q'" in reasons["1001_DFA_NEU_XX"]
-    assert reasons["1001_TIE_ANG_XX"].startswith("label without audio file")
+    assert "1001_TIE_ANG_XX" not in reasons  # a label row of a clip not on disk: absent
     assert reasons["1001_IEO_ANG_XX"].startswith("no label")
-    assert m.n_seen == 1 + 2 + 3
+    assert m.n_seen == 1 + 2 + 2
+    assert m.absent.counts == {
+        f"summaryTable.csv rows of clips not in {tmp_path / 'AudioWAV'}": 1,
+        "audio-only clips: no video at "
+        f"{tmp_path / 'VideoFlash' / '<clip>.flv'} and no landmark CSV below "
+        f"{tmp_path / 'openface'}": 1,
+    }
     mm, _ = _build(_cp(tmp_path, labels="multimodal"))
     assert Counter(mm.frame["emotion"]) == {"anger": 1, "happiness": 1, "sadness": 1, "neutral": 1}
 
@@ -180,6 +188,7 @@ def test_side_files_found_in_nested_folders_else_flat_expected_path(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     _crema(tmp_path, ["1001_DFA_ANG_XX", "1001_DFA_HAP_XX", "1001_DFA_SAD_XX"])
+    _touch(tmp_path / "VideoFlash" / "1001_DFA_HAP_XX.flv")  # a video but no CSV yet
     of = tmp_path / "openface"
     nested = _touch(of / "actor1001" / "run2" / "1001_DFA_ANG_XX.csv")
     _touch(of / "1001_DFA_ANG_XX_of_details.txt")
@@ -201,6 +210,7 @@ def test_side_files_found_in_nested_folders_else_flat_expected_path(
 def test_paths_stay_relative_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     _crema(Path("data/crema"), ["1001_DFA_ANG_XX"])
+    _touch(Path("data/crema/VideoFlash/1001_DFA_ANG_XX.flv"))
     cp = CorpusParams(
         adapter="crema_d", root="data/crema", landmarks_dir="work/of", textgrid_dir="work/tg"
     )
@@ -289,12 +299,23 @@ def test_msp_improv_bad_input_is_skipped_with_file_and_line(tmp_path: Path) -> N
     bad_line = by_item["Evaluation.txt:14"]  # the header without semicolons
     assert bad_line.path == f"{tmp_path / 'Evaluation.txt'}:14"
     assert bad_line.reason.startswith("label line does not parse")
-    no_audio = by_item["MSP-IMPROV-S07A-F03-P-FM07"]
-    assert no_audio.reason.startswith("label without audio file")
-    assert no_audio.path == str(tmp_path / "Evaluation.txt")
+    assert "MSP-IMPROV-S07A-F03-P-FM07" not in by_item  # a label without audio: absent
     assert by_item["MSP-IMPROV-S08N-M03-P-MF08"].reason.startswith("no label")
     assert by_item["MSP-IMPROV-S09A-F1-P-FM01"].reason.startswith("file name does not parse")
-    assert skips.n_skipped == 4
+    assert skips.n_skipped == 3
+
+
+def test_msp_improv_bad_label_line_is_one_skip_not_two(tmp_path: Path) -> None:
+    _msp(tmp_path)
+    _touch(tmp_path / "Audio" / "session3" / "S06N" / "P" / "MSP-IMPROV-S06N-M03-P-MF06.wav")
+    m, skips = _build(_cp(tmp_path, "msp_improv"))
+    items = [s.item for s in skips.skips]
+    assert "Evaluation.txt:14" in items  # the bad header line of S06N
+    assert "MSP-IMPROV-S06N-M03-P-MF06" not in items  # its audio is not a second skip
+    assert "MSP-IMPROV-S06N-M03-P-MF06" not in set(m.frame["utt_id"])
+    (line,) = m.absent.lines()[:1]
+    assert line.startswith("1 Evaluation.txt entries of utterances without a wav")
+    assert line.endswith("MSP-IMPROV-S07A-F03-P-FM07")
 
 
 def test_msp_improv_root_without_wavs_is_an_error(tmp_path: Path) -> None:
@@ -329,12 +350,29 @@ def test_manifest_csv_paths_codes_and_drops(tmp_path: Path) -> None:
     assert f.loc["a1", "audio"] == str(tmp_path / "corpus" / "wav" / "a1.wav")
     assert f.loc["a6", "audio"] == str(absolute)
     assert f.loc["a1", "landmarks"] == str(tmp_path / "corpus" / "of" / "a1.csv")
-    assert f.loc["a2", "landmarks"] == str(tmp_path / "openface" / "a2.csv")
+    assert f.loc["a2", "landmarks"] == ""  # no video, no CSV: audio-only by design
+    assert sum(m.absent.counts.values()) == 2  # a2 and a6
     assert f.loc["a2", "session"] == "1" and f.loc["a2", "gender"] == ""
     assert m.dropped == {"fru": 1}
     reasons = sorted(s.reason.split(":")[0] for s in skips.skips)
     assert reasons == ["duplicate utt_id 'a1'", "label without audio file", "no label"]
     assert any(s.path.endswith("list.csv:6") for s in skips.skips)  # a5 is on line 6
+
+
+def test_manifest_paths_outside_the_root_are_an_error_unless_allowed(tmp_path: Path) -> None:
+    _touch(tmp_path / "corpus" / "wav" / "a1.wav")
+    outside = _touch(tmp_path / "other" / "a2.wav")
+    _touch(
+        tmp_path / "corpus" / "manifest.csv",
+        f"utt_id,speaker,emotion,audio\na1,s1,ang,wav/a1.wav\na2,s1,ang,{outside}\n"
+        "a3,s1,ang,../other/a2.wav\n",
+    )
+    cp = _cp(tmp_path / "corpus", "manifest")
+    with pytest.raises(DataError, match=r"2 path\(s\) outside the corpus root .*line 3 audio") as e:
+        _build(cp)
+    assert "allow_outside_root: true" in str(e.value)
+    m, _ = _build(_cp(tmp_path / "corpus", "manifest", allow_outside_root=True))
+    assert set(m.frame["utt_id"]) == {"a1", "a2", "a3"}
 
 
 def test_manifest_csv_missing_required_column_is_an_error(tmp_path: Path) -> None:
@@ -343,3 +381,16 @@ def test_manifest_csv_missing_required_column_is_an_error(tmp_path: Path) -> Non
         LayoutError, match=r"m\.csv: manifest CSV lacks required column\(s\) \['emotion'\]"
     ):
         _build(_cp(tmp_path, "manifest", manifest_csv=str(csv)))
+
+
+def test_absent_items_are_one_line_per_reason_with_the_first_names() -> None:
+    absent = Absent()
+    for i in range(7):
+        absent.add("label_without_audio", "summaryTable.csv rows of clips not in AudioWAV", f"c{i}")
+    absent.add("audio_only", "audio-only clips: no video at VideoFlash/<clip>.flv", "d0")
+    assert absent.lines() == [
+        "1 audio-only clips: no video at VideoFlash/<clip>.flv (absent by design, not skips): d0",
+        "7 summaryTable.csv rows of clips not in AudioWAV (absent by design, not skips): "
+        "c0, c1, c2, c3, c4, ...",
+    ]
+    assert absent.metrics() == {"absent.label_without_audio": 7, "absent.audio_only": 1}

@@ -20,7 +20,7 @@ from agcc.stats import (
     hierarchical_paired_bootstrap,
     uar,
 )
-from agcc.tables import PAPER_TABLE2, table2, table2_markdown
+from agcc.tables import PAPER_TABLE2, binary_column, derived_column, table2, table2_markdown
 
 Y = np.array([0, 0, 0, 1, 1, 2])
 P = np.array([0, 0, 1, 1, 0, 2])
@@ -105,7 +105,8 @@ def _scores() -> pd.DataFrame:
                     "seed": seed,
                     "uar_4cat": base + delta,
                 }
-                | dict.fromkeys(EMOTIONS, base + delta + 0.2)
+                | {derived_column(e): base + delta + 0.2 for e in EMOTIONS}
+                | {binary_column(e): base + delta + 0.3 for e in EMOTIONS}
             )
     return pd.DataFrame(rows)
 
@@ -116,7 +117,8 @@ def test_table2_means_stds_and_paper_row_order() -> None:
     ag = t2.set_index("method").loc["ag_cc"]
     assert ag["uar_4cat_mean"] == pytest.approx(55.0)
     assert ag["uar_4cat_std"] == pytest.approx(100 * 0.1 / math.sqrt(2), abs=0.01)
-    assert ag["neutral_mean"] == pytest.approx(75.0) and ag["seeds"] == "1 2"
+    assert ag["neutral_derived_mean"] == pytest.approx(75.0) and ag["seeds"] == "1 2"
+    assert ag["neutral_binary_mean"] == pytest.approx(85.0)
     ub = t2.set_index("method").loc["upper_bound"]
     assert ub["direction_label"] == "i→i" and ub["method_label"] == "Upper Bound"
 
@@ -147,14 +149,33 @@ def test_markdown_keeps_the_paper_numbers_in_their_own_block() -> None:
     assert row in ours and "over seeds and test utterances" in ours and "Holm-adjusted" in ours
     assert all(f"{row[2]:.2f}" not in ours for row in PAPER_TABLE2)
     assert all(f"{row[2]:.2f}" in paper for row in PAPER_TABLE2)
-    assert "derived from the 4-class posteriors" in ours
+    assert "derived from the 4-class model" in ours and "dedicated one-vs-rest model" in ours
+    header = next(line for line in ours.splitlines() if line.startswith("| Method"))
+    assert "Neu (bin)" in header and "Sad (der)" in header
+    assert header.index("Sad (bin)") < header.index("Neu (der)")
+    assert "65.00 ± 7.07" in ours  # a binary model's cell: 0.5 + 0.3 (+ 0.1), in percent
+    assert "none was tuned" in ours
 
 
-def test_binary_models_are_not_implemented_and_say_which_param(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="evaluate.binary_models"):
-        run(
-            tmp_path, ("ag_cc",), EvaluateParams(binary_models=True), BaseParams(), tmp_path / "out"
-        )
+def test_tuned_rows_are_marked_and_unequal_tuning_is_said() -> None:
+    t2 = table2(_scores(), EMOTIONS, tuned=("ag_cc",))
+    assert t2.set_index("method").loc["ag_cc", "method_label"] == "AG-CC (tuned)"
+    assert not t2.set_index("method").loc["pa_cc", "tuned"]
+    cis = pd.DataFrame(columns=["direction"])
+    md = table2_markdown(t2, cis, EMOTIONS, EvaluateParams(tuned=("ag_cc",)))
+    assert "AG-CC (tuned)" in md and "**Unequal tuning**: PA-CC" in md
+    fair = table2_markdown(
+        table2(_scores(), EMOTIONS, ("ag_cc", "pa_cc")),
+        cis,
+        EMOTIONS,
+        EvaluateParams(tuned=("ag_cc", "pa_cc")),
+    )
+    assert "Unequal tuning" not in fair and "PA-CC (tuned)" in fair
+
+
+def test_tuned_must_name_table2_methods(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"evaluate.tuned lists \['la_cc'\]"):
+        run(tmp_path, ("ag_cc",), EvaluateParams(tuned=("la_cc",)), BaseParams(), tmp_path / "out")
 
 
 def test_missing_runs_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -122,8 +122,10 @@ def test_extract_manifest_skips_bad_videos_and_resumes_from_its_cache(tmp_path: 
     assert list(rows["utt_id"]) == ["u1"] and rows["landmarks"].iloc[0] == str(cache / "u1.csv")
     reasons = {s.item: s.reason for s in skips.skips}
     assert reasons["u2"] == "no face found: none in 3 frames"
-    assert reasons["u3"].startswith("no video") and reasons["u4"].startswith("unreadable video")
+    assert "u3" not in reasons and reasons["u4"].startswith("unreadable video")  # u3: audio-only
+    assert skips.skips[-1].path == str(tmp_path / "v" / "junk.flv")  # the file looked at
     assert counts["dlib.videos_extracted"] == 2 and counts["dlib.face_found_share"] > 0.5
+    assert counts["dlib.videos_absent"] == 1 and counts["dlib.videos_failed"] == 2
     track = read_openface_csv(cache / "u1.csv", lp.min_confidence)
     assert np.isfinite(track.points).all() and len(track.time) == 14  # 0.6 s at 23.98 fps
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 from pathlib import Path
 
@@ -11,8 +12,19 @@ import pandas as pd
 import pytest
 
 from agcc.corpora.crema_d import SENTENCES
+from agcc.errors import ConfigError, MissingInputError
 from agcc.extract import espeak
-from agcc.extract.phones import Aligner, align_manifest, with_stress, write_aligned
+from agcc.extract.phones import (
+    Aligner,
+    align_manifest,
+    normalise_words,
+    pronunciations,
+    read_dictionary,
+    report_missing,
+    split_compounds,
+    with_stress,
+    write_aligned,
+)
 from agcc.io.manifest import MANIFEST_COLUMNS
 from agcc.io.textgrid import read_textgrid
 from agcc.params import AlignParams, BaseParams
@@ -116,41 +128,88 @@ def test_textgrid_is_mfa_layout_with_stress_digits(tmp_path: Path, aligner: Alig
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def _small_dictionary(path: Path, words: list[str]) -> Path:
-    """The packaged pocketsphinx dictionary's entries (all variants) of ``words`` only."""
-    from pocketsphinx import get_model_path
+def test_numbers_punctuation_and_hyphens_are_normalised_as_mfa_users_expect() -> None:
+    assert normalise_words("It's eleven o'clock.") == ["it's", "eleven", "o'clock"]
+    assert normalise_words("Born in 1971, on the 3rd; 2.5% (of 10,000)!") == [
+        "born", "in", "nineteen", "seventy-one", "on", "the", "third", "two", "point", "five",
+        "percent", "of", "ten", "thousand",
+    ]  # fmt: skip
+    assert normalise_words("'Quoted' well-known -- x-ray &c") == [
+        "quoted",
+        "well-known",
+        "x-ray",
+        "and",
+        "c",
+    ]
+    known = {"x-ray"}.__contains__
+    words = ["nineteen", "seventy-one", "well-known", "x-ray"]
+    assert split_compounds(words, known) == ["nineteen", "seventy", "one", "well", "known", "x-ray"]
 
-    full = Path(get_model_path("en-us/cmudict-en-us.dict")).read_text().splitlines()
-    keep = [ln for ln in full if re.sub(r"\(\d+\)$", "", ln.split()[0]) in words]
-    path.write_text("\n".join(keep) + "\n")
-    return path
+
+def test_user_dictionary_extends_the_default_one(tmp_path: Path) -> None:
+    dic = tmp_path / "extra.dict"
+    dic.write_text(
+        ";;; comment\nzorblaxt Z AO1 R B L AE2 K S T\nzorblaxt(2) Z AO R\nquux 0.9 K W AH1 K S\n"
+    )
+    assert read_dictionary(dic) == {"zorblaxt": "Z AO R B L AE K S T", "quux": "K W AH K S"}
+    aligner = Aligner(AlignParams(dictionary=str(dic)))
+    assert aligner.has_word("zorblaxt") and aligner.has_word("quux")
+    assert aligner.has_word("meeting")  # the default dictionary is still there
+    dic.write_text("blorf QQ X\n")
+    with pytest.raises(ConfigError, match=r"extra\.dict: align\.dictionary entry 'blorf'"):
+        Aligner(AlignParams(dictionary=str(dic)))
+    with pytest.raises(MissingInputError, match="nope.dict: align.dictionary does not exist"):
+        Aligner(AlignParams(dictionary=str(tmp_path / "nope.dict")))
+
+
+def test_words_in_no_dictionary_get_g2p_or_are_named_with_the_key_to_extend(
+    aligner: Aligner, caplog: pytest.LogCaptureFixture
+) -> None:
+    extra, missing = pronunciations({"quilpex", "meeting"}, aligner, use_g2p=False)
+    assert (extra, missing) == ({}, {"quilpex"})
+    with caplog.at_level(logging.WARNING):
+        extra, missing = pronunciations({"quilpex", "meeting"}, aligner, use_g2p=True)
+        report_missing({"quilpex", "zorb"}, AlignParams(), "c")
+    assert missing == set() and extra == {"quilpex": "K W IH L P K AH S"}
+    assert "guessed by the g2p model for 1 words" in caplog.text
+    assert "2 words are in no dictionary" in caplog.text and "quilpex, zorb" in caplog.text
+    assert "named by align.dictionary: it extends the default dictionary" in caplog.text
 
 
 @pytest.mark.slow
-def test_align_manifest_fills_oov_from_cmudict_and_names_unknown_words(tmp_path: Path) -> None:
+def test_align_manifest_spells_numbers_uses_g2p_and_skips_bad_rows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     need_espeak()
     text = SENTENCES["IOM"]  # I'm on my way to the meeting
-    audio, _ = speech(text)
+    audio, _ = speech(f"{text} in 1971")
     wav = write_wav(tmp_path / "a.wav", audio)
+    oov_audio, _ = speech(f"{text} quilpex")
+    oov = write_wav(tmp_path / "oov.wav", oov_audio)
     mute = cut_video(fixture_video(), tmp_path / "mute.mp4", 0.0, 0.5)  # no audio stream
     frame = pd.DataFrame(
         {
             "utt_id": ["ok", "oov", "none", "mute"],
-            "audio": [str(wav), str(wav), str(wav), str(mute)],
-            "transcript": [text, f"{text} zorblaxt", "", text],
+            "audio": [str(wav), str(oov), str(wav), str(mute)],
+            "transcript": [f"{text}, in 1971.", f"{text} quilpex", "", text],
         }
     )
-    dic = _small_dictionary(tmp_path / "small.dict", ["i'm", "on", "my", "way", "to", "the"])
-    ap, skips = AlignParams(workers=1, dictionary=str(dic)), SkipReport("align@t")
-    aligned, counts = align_manifest(frame, tmp_path / "tg", ap, skips)
-    assert list(aligned["utt_id"]) == ["ok"] and counts["pocketsphinx.cmudict_words"] == 1
+    ap, skips = AlignParams(workers=1), SkipReport("align@t")
+    with caplog.at_level(logging.WARNING):
+        aligned, counts = align_manifest(frame, tmp_path / "tg", ap, skips)
+    assert list(aligned["utt_id"]) == ["ok", "oov"] and counts["pocketsphinx.unknown_words"] == 0
+    assert "quilpex [K W IH L P K AH S]" in caplog.text  # the g2p guess is named
     reasons = {s.item: s.reason for s in skips.skips}
-    assert "'zorblaxt'" in reasons["oov"] and reasons["oov"].startswith("word not in any")
     assert reasons["none"].startswith("no transcript")
     assert reasons["mute"] == "no audio stream (streams: video)"
     tg = read_textgrid(aligned["textgrid"].iloc[0])
-    meeting = [p.label for p in tg.phones if tg.words[-1].start <= p.start < tg.words[-1].end]
-    assert tg.words[-1].label == "meeting" and meeting == ["M", "IY1", "T", "IH0", "NG"]
+    labels = [w.label for w in tg.words if w.label]
+    assert labels[-4:] == ["in", "nineteen", "seventy", "one"]  # 1971 spelt out, hyphen split
+    one = [p.label for p in tg.phones if tg.words[-1].start <= p.start < tg.words[-1].end]
+    assert one == ["W", "AH1", "N"]
+    tg = read_textgrid(aligned["textgrid"].iloc[1])
+    guessed = [p.label for p in tg.phones if tg.words[-1].start <= p.start < tg.words[-1].end]
+    assert tg.words[-1].label == "quilpex" and guessed[2] == "IH1"  # stress from the g2p model
 
 
 @pytest.mark.slow  # the MLflow store's first set-up takes seconds

@@ -95,3 +95,23 @@ def test_a_video_without_audio_is_rejected_naming_the_file(tmp_path: Path) -> No
     with pytest.raises(InputError, match="no audio stream") as err:
         read_audio(video)
     assert err.value.path == str(video)
+
+
+@pytest.mark.parametrize("seconds", [0.05, 0.199])
+def test_audio_shorter_than_an_utterance_is_too_short(tmp_path: Path, seconds: float) -> None:
+    path = write_wav(tmp_path / "short.wav", _tone(seconds, 16000))
+    for read in (read_audio, audio_duration):
+        with pytest.raises(InputError, match=r"too short: .* ms < 200 ms") as err:
+            read(path)
+        assert err.value.kind == "too_short_audio"
+    assert len(read_audio(write_wav(tmp_path / "ok.wav", _tone(0.2, 16000)))) == 3200
+
+
+def test_half_downloaded_wav_is_truncated_not_shorter(tmp_path: Path) -> None:
+    path = write_wav(tmp_path / "cut.wav", _tone(2.0, 16000))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    for read in (read_audio, audio_duration):
+        with pytest.raises(InputError, match=r"truncated file: .* holds .* \(50%\)") as err:
+            read(path)
+        assert err.value.kind == "truncated_audio"

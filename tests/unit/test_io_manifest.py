@@ -36,3 +36,19 @@ def test_old_manifests_get_an_empty_video_column(tmp_path: Path) -> None:
     path = write_manifest(pd.DataFrame([dict.fromkeys(cols, "x")]), tmp_path / "old.csv")
     frame = read_manifest(path)
     assert tuple(frame.columns) == MANIFEST_COLUMNS and frame.loc[0, "video"] == ""
+
+
+def test_formula_cells_are_neutralised_on_disk_and_restored_on_reading(tmp_path: Path) -> None:
+    cells = ['=HYPERLINK("x")', "+1", "-2", "@SUM(A1)", "plain", "it's"]
+    frame = pd.DataFrame(dict.fromkeys(MANIFEST_COLUMNS, cells))
+    path = write_manifest(frame, tmp_path / "m.csv")
+    on_disk = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert on_disk["transcript"].tolist() == [
+        '\'=HYPERLINK("x")',
+        "'+1",
+        "'-2",
+        "'@SUM(A1)",
+        "plain",
+        "it's",
+    ]
+    assert read_manifest(path)["transcript"].tolist() == cells

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from agcc import mouth as geom
+from agcc.extract.face import decode_frames
 from agcc.io.mouth import load_mouth
 from agcc.io.openface import read_openface_csv
 from agcc.params import BaseParams, LandmarkParams
@@ -328,8 +329,8 @@ def test_stage_writes_mouth_skips_and_metrics(tracked: Path) -> None:
     assert np.isnan(m_b).any(axis=1).tolist() == [False] * 3 + [True] * 4 + [False] * 2
     # frame 1 filled halfway between frames 0 and 2 (uniform 30 fps)
     np.testing.assert_allclose(m_b[1], (m_b[0] + m_b[2]) / 2, rtol=1e-5)
-    skips = (out / "skips.csv").read_text().splitlines()
-    assert skips == ["item,path,reason", "c,of/c.csv,missing file"]
+    skips = [line.split(",")[:3] for line in (out / "skips.csv").read_text().splitlines()]
+    assert skips == [["item", "path", "reason"], ["c", "of/c.csv", "missing file"]]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["utterances_kept"] == 2 and metrics["frames"] == 13
     assert metrics["n_input"] == 3 and metrics["n_skipped"] == 1
@@ -339,17 +340,52 @@ def test_stage_writes_mouth_skips_and_metrics(tracked: Path) -> None:
 
 
 @pytest.mark.slow  # a fresh MLflow SQLite store costs about 2 s
-def test_stage_fails_when_too_many_skips(tracked: Path) -> None:
+def test_stage_fails_when_too_many_skips_and_publishes_no_mouth_npz(tracked: Path) -> None:
     manifest = write_manifest(tracked)
-    manifest.write_text(manifest.read_text() + "d,s2,\n")  # empty cell: no CSV configured
+    manifest.write_text(manifest.read_text() + "d,s2,of/d.csv\n")  # a second missing CSV
     out = tracked / "out"
+    out.mkdir()
+    (out / "mouth.npz").write_bytes(b"from an earlier run")
     with pytest.raises(TooManySkipsError, match="dropped 2 of 4"):
         lm.run("demo", manifest, LandmarkParams(), BaseParams(max_skip_share=0.25), out)
-    assert "d,,no landmark CSV" in (out / "skips.csv").read_text()
+    assert "d,of/d.csv,missing file" in (out / "skips.csv").read_text()
     assert not (out / "metrics.json").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["skips.csv"]  # no finished-looking output
+
+
+@pytest.mark.slow  # a fresh MLflow SQLite store costs about 2 s
+def test_audio_only_clips_are_absent_not_skipped(tracked: Path) -> None:
+    manifest = write_manifest(tracked)
+    text = manifest.read_text().replace("landmarks\n", "landmarks,video\n", 1)
+    text = text.replace(".csv\n", ".csv,\n") + "d,s2,,\ne,s2,,\nf,s2,,\n"  # audio-only d e f
+    manifest.write_text(text)
+    out = tracked / "out"
+    lm.run("demo", manifest, LandmarkParams(), BaseParams(max_skip_share=0.4), out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_input"] == 3 and metrics["n_skipped"] == 1  # c only; 1/3 <= 0.4
+    assert metrics["absent.audio_only"] == 3
+    assert "\nd," not in (out / "skips.csv").read_text()
 
 
 def test_manifest_without_landmarks_column(tracked: Path) -> None:
     (tracked / "m.csv").write_text("utt_id,speaker\na,s1\n")
     with pytest.raises(ValueError, match="landmarks"):
         lm.run("demo", tracked / "m.csv", LandmarkParams(), BaseParams(), tracked / "out")
+
+
+@pytest.mark.slow  # a fresh MLflow SQLite store costs about 2 s
+def test_openface_times_move_onto_the_audio_clock_of_the_rows_video(tracked: Path) -> None:
+    from .test_extract_sync import late_video
+
+    manifest = write_manifest(tracked)
+    video = late_video(tracked / "a.flv", delay=0.027, audio=True)
+    manifest.write_text(
+        f"utt_id,speaker,landmarks,video\na,s1,of/a.csv,{video}\nb,s1,of/b.csv,\nc,s2,of/c.csv,\n"
+    )
+    out = tracked / "out"
+    lm.run("demo", manifest, LandmarkParams(), BaseParams(max_skip_share=0.5), out)
+    t_a = load_mouth(out / "mouth.npz")["a"][0]
+    delay = next(iter(decode_frames(video)))[0]
+    np.testing.assert_allclose(t_a, np.arange(4) / 30.0 + delay)  # shifted by the video's delay
+    assert load_mouth(out / "mouth.npz")["b"][0][0] == 0.0  # no video: times as in the CSV
+    assert json.loads((out / "metrics.json").read_text())["videos_delayed"] == 1

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
-from agcc.models import SERConfig, SERModel, masked_mean, pool_segments, sinusoidal_encoding
+from agcc.models import (
+    SERConfig,
+    SERModel,
+    masked_mean,
+    pool_segments,
+    sinusoidal_encoding,
+    stride_span,
+)
 
 CFG = SERConfig(
     input_dim=6, n_classes=4, d_model=8, n_heads=2, n_layers=3, fc_hidden=8, dropout=0.0
@@ -152,3 +161,29 @@ def test_positional_encoding_values_and_config_check() -> None:
     assert torch.equal(pe[0, 1::2], torch.ones(3))
     with pytest.raises(ValueError, match="positional must be one of"):
         SERConfig(input_dim=6, n_classes=4, positional="learned")
+
+
+STRIDED = dataclasses.replace(CFG, frame_stride=2)
+
+
+def test_frame_stride_shortens_the_sequence_and_padding_does_not_change_a_row() -> None:
+    model = _model(STRIDED)
+    x = _padded([7, 4])
+    out = model(x, torch.tensor([7, 4]))
+    assert out.frames.shape == (2, 4, 8) and out.frame_stride == 2
+    assert out.mask.tolist() == [[True] * 4, [True, True, False, False]]
+    alone = model(x[1:, :4], torch.tensor([4]))  # the short row without the long one's padding
+    assert torch.allclose(alone.logits, out.logits[1:], atol=1e-5)
+    assert torch.allclose(alone.frames[0], out.frames[1, :2], atol=1e-5)
+
+
+def test_stride_span_covers_every_strided_frame_a_segment_touches() -> None:
+    lo, hi = stride_span(torch.tensor([0, 3, 4]), torch.tensor([3, 4, 9]), 2)
+    assert lo.tolist() == [0, 1, 2] and hi.tolist() == [2, 2, 5]
+    same = stride_span(torch.tensor([1]), torch.tensor([2]), 1)
+    assert same[0].tolist() == [1] and same[1].tolist() == [2]
+
+
+def test_frame_stride_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="frame_stride must be >= 1, got 0"):
+        dataclasses.replace(CFG, frame_stride=0)

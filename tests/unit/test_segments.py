@@ -12,7 +12,7 @@ from praatio import textgrid
 
 from agcc.params import SegmentParams
 from agcc.skips import InputError
-from agcc.vowel_segments import cut_segment, sample_times, segment_utterance
+from agcc.vowel_segments import cut_segment, sample_times, segment_utterance, track_end
 
 
 def _track(fps: float = 30.0, seconds: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
@@ -65,12 +65,12 @@ def test_segment_next_to_a_gap_is_kept() -> None:
     assert cut.frames is not None and not np.isnan(cut.frames).any()
 
 
-def _textgrid(path: Path, phones: list[tuple[float, float, str]]) -> str:
-    """Write an MFA-style TextGrid with one word spanning the phones."""
+def _textgrid(path: Path, phones: list[tuple[float, float, str]], duration: float = 2.0) -> str:
+    """Write an MFA-style TextGrid with one word spanning the phones, over [0, duration]."""
     tg = textgrid.Textgrid()
     end = phones[-1][1]
-    tg.addTier(textgrid.IntervalTier("words", [(phones[0][0], end, "word")], 0, end + 0.1))
-    tg.addTier(textgrid.IntervalTier("phones", phones, 0, end + 0.1))
+    tg.addTier(textgrid.IntervalTier("words", [(phones[0][0], end, "word")], 0, duration))
+    tg.addTier(textgrid.IntervalTier("phones", phones, 0, duration))
     tg.save(str(path), format="long_textgrid", includeBlankSpaces=True)
     return str(path)
 
@@ -89,7 +89,7 @@ def test_unknown_phones_are_counted_and_vowels_kept(tmp_path: Path) -> None:
         pd.Series({"utt_id": "u", "textgrid": tg}), _track(), SegmentParams(), dropped
     )
     assert [m["vowel"] for m, _ in out] == ["AA"] and out[0][1].shape == (10, 24)
-    assert dropped["unknown_phone.XQ"] == 1
+    assert dropped["unknown_phone.XQ"] == 1 and dropped["unknown_phone_utts"] == 1
 
 
 def test_no_textgrid_configured() -> None:
@@ -97,3 +97,25 @@ def test_no_textgrid_configured() -> None:
         segment_utterance(
             pd.Series({"utt_id": "u", "textgrid": ""}), _track(), SegmentParams(), Counter()
         )
+
+
+@pytest.mark.parametrize(
+    ("tg_end", "fails"), [(2.0, False), (2.4, False), (2.6, True), (1.2, True)]
+)
+def test_textgrid_and_track_durations_must_agree(
+    tmp_path: Path, tg_end: float, fails: bool
+) -> None:
+    tg = _textgrid(tmp_path / "u.TextGrid", [(0.2, 0.4, "AA1")], duration=tg_end)
+    row = pd.Series({"utt_id": "u", "textgrid": tg, "landmarks": "u.csv"})
+    sp = SegmentParams(max_duration_mismatch_s=0.5)
+    if not fails:
+        assert len(segment_utterance(row, _track(), sp, Counter())) == 1
+        return
+    with pytest.raises(InputError, match="durations disagree") as e:
+        segment_utterance(row, _track(), sp, Counter())
+    assert e.value.kind == "duration_mismatch"
+
+
+def test_track_end_adds_one_frame_step() -> None:
+    assert track_end(np.arange(60) / 30.0) == pytest.approx(2.0)
+    assert track_end(np.zeros(0)) == 0.0

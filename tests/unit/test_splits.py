@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agcc.corpora.splits import allocate, assign_splits
+from agcc.corpora.splits import allocate, assign_splits, check_independent
+from agcc.errors import DataError
 from agcc.params import PrepareParams
 
 FRACTIONS = PrepareParams().split_fractions  # train 0.6, val 0.15, dev 0.1, test 0.15
@@ -60,3 +62,27 @@ def test_same_seed_same_splits_other_seed_different() -> None:
 def test_custom_fractions_and_split_names_follow_the_mapping() -> None:
     split_of = assign_splits([str(i) for i in range(10)], {"a": 0.5, "b": 0.5}, seed=0)
     assert Counter(split_of.values()) == {"a": 5, "b": 5}
+
+
+def test_a_pilot_of_two_or_three_groups_fills_splits_in_order_most_video_first() -> None:
+    order = ("val", "train", "test", "dev")
+    rank = {"1001": 80, "1002": 0}
+    assert assign_splits(["1002", "1001", "1002"], FRACTIONS, 13, order, rank) == {
+        "1001": "val",  # the speaker with the most video goes to the AG cluster's fit split
+        "1002": "train",
+    }
+    three = assign_splits(["a", "b", "c"], FRACTIONS, 13, order, {"c": 5})
+    assert three == {"c": "val", "a": "train", "b": "test"}
+    with pytest.raises(ValueError, match=r"got 1: \['a'\] \(a pilot needs at least 2"):
+        assign_splits(["a", "a"], FRACTIONS, 13, order)
+
+
+def test_prepared_splits_shared_by_a_speaker_are_an_error_naming_it() -> None:
+    frame = pd.DataFrame(
+        {"speaker": ["s1", "s1", "s2", "s3"], "split": ["train", "test", "val", "val"]}
+    )
+    with pytest.raises(
+        DataError, match=r"m\.csv: splits are not speaker-independent: 1 .*s1 in test, train"
+    ):
+        check_independent(frame, "speaker", "m.csv")
+    check_independent(frame.iloc[1:], "speaker", "m.csv")  # no shared speaker: no error

@@ -49,7 +49,12 @@ def test_too_many_skips_fails_the_run_and_writes_no_metrics(tracked: Path) -> No
             run.skips.add("u1", "a.csv", "missing file")
             run.skips.add("u2", "b.csv", "missing file")
     assert not (tracked / "m/metrics.json").exists()
-    assert (tracked / "m/skips.csv").read_text().count("missing file") == 2
+    rows = (tracked / "m/skips.csv").read_text().splitlines()
+    assert rows[0] == "item,path,reason,kind,detail"
+    assert rows[1:] == [
+        f"{u},{f},missing file,missing_file,{f}: missing file"
+        for u, f in (("u1", "a.csv"), ("u2", "b.csv"))
+    ]
     (r,) = stored_runs(tracked)
     assert r.info.status == "FAILED"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from agcc.corpora.base import LayoutError, Row
+from agcc.corpora.base import Absent, LayoutError, Row
 from agcc.params import EMOTIONS, CorpusParams
 from agcc.skips import InputError, SkipReport
 
@@ -73,12 +73,19 @@ def parse_name(stem: str) -> tuple[str, str, str]:
     return actor, sent, emo
 
 
-def read(cp: CorpusParams, skips: SkipReport) -> tuple[list[Row], Counter[str]]:
-    """Rows of the kept utterances and the counts of dropped labels for one CREMA-D root."""
+def read(
+    cp: CorpusParams, skips: SkipReport, absent: Absent | None = None
+) -> tuple[list[Row], Counter[str]]:
+    """Rows of the kept utterances and the counts of dropped labels for one CREMA-D root.
+
+    summaryTable.csv rows of clips without a wav (a partial copy of the corpus) are counted in
+    ``absent``, not skipped.
+    """
     root = Path(cp.root)
+    absent = absent if absent is not None else Absent()
     names = _audio_names(root, skips)
     genders = _genders(root / "VideoDemographics.csv", skips)
-    labels = _labels(root, cp.labels, names, skips)
+    labels = _labels(root, cp.labels, names, skips, absent)
     rows: list[Row] = []
     dropped: Counter[str] = Counter()
     for utt, (actor, sent, _emo, audio) in tqdm(
@@ -106,6 +113,11 @@ def read(cp: CorpusParams, skips: SkipReport) -> tuple[list[Row], Counter[str]]:
                 }
             )
     return rows, dropped
+
+
+def video_hint(cp: CorpusParams) -> str:
+    """Where a clip's video is looked for (for messages)."""
+    return str(Path(cp.root) / "VideoFlash" / "<clip>.flv")
 
 
 def _video(root: Path, utt: str) -> str:
@@ -158,7 +170,11 @@ def _genders(path: Path, skips: SkipReport) -> dict[str, str]:
 
 
 def _labels(
-    root: Path, kind: str, names: dict[str, tuple[str, str, str, str]], skips: SkipReport
+    root: Path,
+    kind: str,
+    names: dict[str, tuple[str, str, str, str]],
+    skips: SkipReport,
+    absent: Absent,
 ) -> dict[str, str]:
     """utt_id -> emotion name (kept or dropped) for the configured label kind."""
     if kind == "intended":
@@ -176,7 +192,9 @@ def _labels(
     for i, r in enumerate(rows, start=2):
         utt, vote = _cell(r, "FileName"), _cell(r, column)
         if utt not in names:
-            skips.add(utt, f"{path}:{i}", "label without audio file: no AudioWAV/*.wav")
+            absent.add(
+                "label_without_audio", f"{path.name} rows of clips not in {root / 'AudioWAV'}", utt
+            )
         elif len(vote) != 1:
             labels[utt] = NO_CONSENSUS  # ties like "N:S" (or an empty vote)
         elif vote in VOTE_LETTERS:

@@ -2,7 +2,8 @@
 
 Required columns: ``utt_id, speaker, emotion, audio``; optional: ``session, gender, sentence,
 video, landmarks, textgrid, transcript``. Relative paths are taken relative to the CSV's
-folder. Emotions may be full names (``anger``), adjectives (``angry``) or the usual short codes
+folder, and must lie below the corpus ``root`` (``allow_outside_root: true`` allows others).
+Emotions may be full names (``anger``), adjectives (``angry``) or the usual short codes
 (``ang``, ``a``); anything else is an out-of-class label, dropped and counted. Without
 ``manifest_csv`` in the corpus settings the file ``<root>/manifest.csv`` is read.
 """
@@ -16,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from agcc.corpora.base import EMOTION_ALIASES, LayoutError, Row
+from agcc.corpora.base import EMOTION_ALIASES, Absent, LayoutError, Row
+from agcc.errors import DataError
 from agcc.params import CorpusParams
 from agcc.skips import SkipReport
 
@@ -39,10 +41,17 @@ def manifest_path(cp: CorpusParams) -> Path:
     return Path(cp.manifest_csv) if cp.manifest_csv else Path(cp.root) / "manifest.csv"
 
 
-def read(cp: CorpusParams, skips: SkipReport) -> tuple[list[Row], Counter[str]]:
-    """Rows of the kept utterances and the counts of dropped labels from a manifest CSV."""
+def read(
+    cp: CorpusParams, skips: SkipReport, absent: Absent | None = None
+) -> tuple[list[Row], Counter[str]]:
+    """Rows of the kept utterances and the counts of dropped labels from a manifest CSV.
+
+    Path cells must lie below ``root`` unless the corpus sets ``allow_outside_root``.
+    """
     path = manifest_path(cp)
     table = load_table(path)
+    if not cp.allow_outside_root:
+        check_inside_root(table, path, Path(cp.root))
     rows: list[Row] = []
     dropped: Counter[str] = Counter()
     seen: set[str] = set()
@@ -81,6 +90,28 @@ def load_table(path: Path) -> pd.DataFrame:
         log.info("%s: ignoring columns %s", path, extra)
     keep = [c for c in REQUIRED + OPTIONAL if c in table.columns]
     return table[keep].apply(lambda col: col.str.strip())
+
+
+def video_hint(cp: CorpusParams) -> str:
+    """Where an utterance's video is looked for (for messages)."""
+    return f"the video column of {manifest_path(cp)} (empty cell)"
+
+
+def check_inside_root(table: pd.DataFrame, path: Path, root: Path) -> None:
+    """DataError naming the cells whose path (relative to the CSV) is outside ``root``."""
+    base = root.resolve()
+    bad = []
+    for col in (c for c in PATH_COLUMNS if c in table.columns):
+        for i, value in enumerate(table[col], start=2):
+            target = Path(_resolve(path, value)).resolve() if value else base
+            if not target.is_relative_to(base):
+                bad.append(f"line {i} {col} {value!r}")
+    if bad:
+        raise DataError(
+            f"{path}: {len(bad)} path(s) outside the corpus root {root}: {'; '.join(bad[:3])}"
+            + ("; ..." if len(bad) > 3 else "")
+            + " (set allow_outside_root: true in this corpus's params to allow them)"
+        )
 
 
 def _resolve(csv_path: Path, value: str) -> str:

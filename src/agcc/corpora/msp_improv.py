@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from agcc.corpora.base import LayoutError, Row, index_by_stem
+from agcc.corpora.base import Absent, LayoutError, Row, index_by_stem
 from agcc.params import EMOTIONS, CorpusParams
 from agcc.skips import SkipReport
 
@@ -37,8 +37,10 @@ CONSENSUS = {
 UTT_RE = re.compile(r"MSP-IMPROV-S(\d{2})([A-Z])-([FM])(\d{2})-([A-Z])-([FM]{2})(\d{2,3})")
 HEADER_START = ("UTD-IMPROV-", "MSP-IMPROV-")
 HEADER_NAME_RE = re.compile(r"(?:UTD|MSP)(-IMPROV-\S+?)(?:\.avi)?")
+BAD_HEADER_NAME_RE = re.compile(r"(?:UTD|MSP)(-IMPROV-[A-Za-z0-9-]+)")
 SCORE_RE = re.compile(r"[A-Za-z]+\s*:\s*[-+]?\d+(?:\.\d*)?")
 EXAMPLE = "MSP-IMPROV-S01A-F01-P-FM01.wav"
+SKIPPED = ""  # label line already reported as a skip
 
 
 def parse_utt(utt: str) -> Row:
@@ -72,9 +74,15 @@ def parse_header(line: str) -> tuple[str, str]:
     return utt, CONSENSUS[fields[1]]
 
 
-def read(cp: CorpusParams, skips: SkipReport) -> tuple[list[Row], Counter[str]]:
-    """Rows of the kept utterances and the counts of dropped labels for one MSP-IMPROV root."""
+def read(
+    cp: CorpusParams, skips: SkipReport, absent: Absent | None = None
+) -> tuple[list[Row], Counter[str]]:
+    """Rows of the kept utterances and the counts of dropped labels for one MSP-IMPROV root.
+
+    Labels of utterances without a wav (a partial copy of the corpus) are counted in ``absent``.
+    """
     root = Path(cp.root)
+    absent = absent if absent is not None else Absent()
     label_file = find_label_file(root)
     audio = _audio_files(root, skips)
     labels = _read_labels(label_file, skips)
@@ -83,6 +91,8 @@ def read(cp: CorpusParams, skips: SkipReport) -> tuple[list[Row], Counter[str]]:
     dropped: Counter[str] = Counter()
     for utt, wav in tqdm(audio.items(), desc="msp_improv", leave=False, disable=None):
         label = labels.get(utt)
+        if label == SKIPPED:
+            continue  # its label line is already a skip
         if label is None:
             skips.add(utt, wav, f"no label: {utt} has no entry in {label_file.name}")
         elif label not in EMOTIONS:
@@ -91,9 +101,18 @@ def read(cp: CorpusParams, skips: SkipReport) -> tuple[list[Row], Counter[str]]:
             row = {"utt_id": utt, "emotion": label, "audio": wav, "video": videos.get(utt, "")}
             row |= parse_utt(utt)
             rows.append(row | {"transcript": _transcript(root, utt)})
-    for utt in sorted(labels.keys() - audio.keys()):
-        skips.add(utt, label_file, f"label without audio file: no {utt}.wav below {root}")
+    for utt in sorted(u for u in labels.keys() - audio.keys() if labels[u] != SKIPPED):
+        absent.add(
+            "label_without_audio",
+            f"{label_file.name} entries of utterances without a wav below {root}",
+            utt,
+        )
     return rows, dropped
+
+
+def video_hint(cp: CorpusParams) -> str:
+    """Where an utterance's video is looked for (for messages)."""
+    return f"<utt_id>.avi below {cp.root}"
 
 
 def find_label_file(root: Path) -> Path:
@@ -153,6 +172,9 @@ def _read_labels(path: Path, skips: SkipReport) -> dict[str, str]:
             utt, label = parse_header(line)
         except ValueError as e:
             skips.add(f"{path.name}:{i}", f"{path}:{i}", f"label line does not parse: {e}")
+            name = BAD_HEADER_NAME_RE.match(line.strip())
+            if name is not None:  # its audio is not skipped a second time for want of a label
+                labels.setdefault("MSP" + name.group(1), SKIPPED)
             continue
         if utt in labels:
             skips.add(utt, f"{path}:{i}", f"duplicate label entry: first at line {first_line[utt]}")

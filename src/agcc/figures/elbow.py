@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
 
+from agcc.figures import demo_prefix
 
-def plot_elbow(curve: pd.DataFrame, k_elbow: int, k_chosen: int) -> Any:
-    """Inertia (left axis) and silhouette (right axis) against k, elbow and chosen k marked."""
+
+def plot_elbow(
+    curve: pd.DataFrame, k_elbow: int, k_chosen: int, corpora: Iterable[str] = ()
+) -> Any:
+    """Inertia (left axis) and silhouette (right axis) against k, elbow and chosen k marked.
+
+    The title starts with DEMO when ``corpora`` (the clustered corpora) are the demo ones.
+    """
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7, 4), layout="constrained")
@@ -23,5 +31,5 @@ def plot_elbow(curve: pd.DataFrame, k_elbow: int, k_chosen: int) -> Any:
     ax.axvline(k_chosen, color="k", ls="-", lw=0.8, label=f"chosen k={k_chosen}")
     handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="upper right")
-    ax.set_title("AG clustering: elbow sweep")
+    ax.set_title(f"{demo_prefix(corpora)}AG clustering: elbow sweep")
     return fig

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from agcc.errors import ConfigError
 from agcc.framing import FRAME_RATE
 from agcc.io.cluster_model import read_assignments
 from agcc.io.features import read_features
@@ -99,8 +100,26 @@ def load_directions(
     max_skip_share: float,
 ) -> dict[str, CorpusData]:
     """Every corpus of the directions; skips checked before any training; each direction checked."""
+    check_prepared(inputs, directions)
     names = list(dict.fromkeys(c for d in directions for c in d))
     data = _load_named(inputs, names, k, emotions, skips)
     skips.check(max_skip_share)  # before any training, not after hours of it
     check_directions(data, directions, methods, emotions)
     return data
+
+
+def check_prepared(inputs: Inputs, directions: tuple[tuple[str, str], ...]) -> None:
+    """ConfigError naming the ``train.directions`` key path of every corpus never prepared.
+
+    A direction left over from other ``corpora`` (e.g. the demo's) is found here, before any
+    file is read, with the key to fix.
+    """
+    problems = [
+        f"train.directions[{i}][{j}]: corpus {name!r} has no prepared manifest "
+        f"({inputs.prepared_root / name / 'manifest.csv'}); is it in params.yaml corpora?"
+        for i, pair in enumerate(directions)
+        for j, name in enumerate(pair)
+        if not (inputs.prepared_root / name / "manifest.csv").is_file()
+    ]
+    if problems:
+        raise ConfigError("\n  ".join(["invalid train.directions:", *problems]))

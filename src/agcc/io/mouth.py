@@ -42,7 +42,11 @@ def write_mouth(
 
 
 def load_mouth(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Read ``mouth.npz`` into utt_id -> (time (F,), mouth (F, 24))."""
+    """Read ``mouth.npz`` into utt_id -> (time (F,), mouth (F, 24)).
+
+    DataError naming the file for missing or inconsistent arrays, and naming the utterance for
+    an infinite mouth value or a non-finite time (NaN mouth values are missing frames).
+    """
     path = Path(path)
     with np.load(path) as z:
         missing = [k for k in ("utt_id", "offsets", "time", "mouth") if k not in z.files]
@@ -53,6 +57,13 @@ def load_mouth(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         raise DataError(
             f"{path}: inconsistent arrays: {len(ids)} ids, {len(offsets)} offsets, "
             f"{len(time)} times, {len(mouth)} mouth frames"
+        )
+    bad = np.flatnonzero(np.isinf(mouth).any(axis=1) | ~np.isfinite(time))
+    if len(bad):  # NaN marks a missing frame; inf (or a non-finite time) is never valid
+        i = int(np.searchsorted(offsets, bad[0], side="right") - 1)
+        raise DataError(
+            f"{path}: utterance {str(ids[i])!r} has infinite mouth values or non-finite times "
+            f"(frame {int(bad[0] - offsets[i])}); re-run the landmarks stage"
         )
     return {
         str(u): (time[a:b], mouth[a:b])

@@ -1,7 +1,11 @@
 """OpenFace FeatureExtraction CSVs: the reader (landmarks stage) and the writer (dlib, demo).
 
 Reading: columns are selected by name after stripping OpenFace's leading spaces, so OpenFace 2.0
-headers (no ``face_id``, no ``eye_lmk_*``) and 2.2 ones both work.
+headers (no ``face_id``, no ``eye_lmk_*``) and 2.2 ones both work. Parsing is strict: a row with
+more or fewer fields than the header, or a last row without its line end (a file cut while
+written or copied: ``229.9`` cut to ``22`` would still parse), is an error for the whole file,
+and so is a NaN or infinite value in any column read (OpenFace writes zeros, never NaN, for
+frames it failed on).
 
 Writing: one header per layout, ``frame, [face_id,] timestamp, confidence, success, x_0 .. x_67,
 y_0 .. y_67``, one line per frame, written through a temporary file and a rename. Layouts (value
@@ -86,6 +90,7 @@ def _read_table(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise InputError(path, "missing file")
     wanted = {*REQUIRED_COLUMNS, *PUPIL_COLUMNS, "face_id"}
+    _check_rows(path)
     try:
         table = pd.read_csv(path, skipinitialspace=True, usecols=lambda c: c.strip() in wanted)
     except pd.errors.EmptyDataError as e:
@@ -102,9 +107,65 @@ def _read_table(path: Path) -> pd.DataFrame:
     if table.empty:
         raise InputError(path, "no frames: the CSV has a header but no rows")
     try:
-        return table.apply(pd.to_numeric)
+        table = table.apply(pd.to_numeric)
     except (ValueError, TypeError) as e:
         raise InputError(path, f"unreadable CSV: non-numeric value ({e})") from e
+    _check_finite(table, path)
+    return table
+
+
+def _check_rows(path: Path) -> None:
+    """InputError (kind ``malformed_csv``) for a row whose field count differs from the header's.
+
+    Also for a cut last row: when the file does not end with a line end, its last field must be
+    written like the row before's (same number of decimals, not empty), since a number cut
+    short (229.9 -> 22) would otherwise read as a valid value.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError) as e:
+        raise InputError(path, f"unreadable CSV: {type(e).__name__}: {e}") from e
+    lines = text.splitlines()
+    n_fields = lines[0].count(",") + 1 if lines else 0
+    for i, line in enumerate(lines[1:], start=2):
+        if line.strip() and line.count(",") + 1 != n_fields:
+            raise InputError(
+                path,
+                f"truncated CSV: line {i} has {line.count(',') + 1} fields, the header {n_fields}",
+                kind="malformed_csv",
+            )
+    if len(lines) > 2 and not text.endswith(("\n", "\r")) and _cut(lines[-2], lines[-1]):
+        raise InputError(
+            path,
+            f"truncated CSV: the last row (line {len(lines)}) ends without a line end in a value "
+            f"written unlike the row before ({lines[-1].rsplit(',', 1)[-1].strip()!r}); the "
+            "file was cut",
+            kind="malformed_csv",
+        )
+
+
+def _cut(previous: str, last: str) -> bool:
+    """True when the last field of ``last`` is empty or has other decimals than ``previous``'s."""
+    a, b = (line.rsplit(",", 1)[-1].strip() for line in (previous, last))
+
+    def decimals(v: str) -> int:
+        return len(v.split(".", 1)[1]) if "." in v else -1
+
+    return not b or decimals(a) != decimals(b)
+
+
+def _check_finite(table: pd.DataFrame, path: Path) -> None:
+    """InputError (kind ``non_finite_landmarks``) naming the first NaN or infinite value."""
+    values = table.to_numpy(np.float64)  # (F, C)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = (int(i[0]) for i in np.nonzero(bad))
+        raise InputError(
+            path,
+            f"non-finite value {values[row, col]} in column {table.columns[col]!r} at line "
+            f"{row + 2} ({int(bad.any(axis=1).sum())} of {len(values)} rows affected)",
+            kind="non_finite_landmarks",
+        )
 
 
 def _select_face(table: pd.DataFrame, path: Path) -> pd.DataFrame:

@@ -53,7 +53,8 @@ def read_textgrid(path: str | Path, speaker: str | None = None) -> Alignment:
     unknown = Counter(p.label for p in phones if not is_known_phone(p.label))
     if unknown:
         log.debug("%s: unknown phone labels %s", path, dict(unknown))
-    return Alignment(str(path), chosen, words, phones, n_sil, n_spn, dict(unknown))
+    end = max([float(tg.maxTimestamp)] + [p.end for p in phones])
+    return Alignment(str(path), chosen, words, phones, n_sil, n_spn, dict(unknown), end)
 
 
 def _phones_tier(names: list[str], speaker: str | None, path: Path) -> tuple[str | None, str]:

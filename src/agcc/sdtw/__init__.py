@@ -1,14 +1,17 @@
-"""Soft-DTW and Soft-DTW k-means, batched in torch (CPU or CUDA).
+"""Soft-DTW and Soft-DTW k-means: a compiled CPU kernel and a batched torch one (CPU or CUDA).
 
-Modules, each importing only those before it: :mod:`~agcc.sdtw.kernel` (soft-DTW values and
-gradients by anti-diagonals), :mod:`~agcc.sdtw.series` (datasets of variable-length series,
-resampling, cross soft-DTW, divergences, assignment), :mod:`~agcc.sdtw.barycentre` (all
+Modules, each importing only those before it: :mod:`~agcc.sdtw.compiled` (the soft-DTW kernel
+compiled for the CPU with numba: values, barycentre gradients and assignment over SIMD blocks of
+series), :mod:`~agcc.sdtw.kernel` (soft-DTW values and gradients by anti-diagonals in torch),
+:mod:`~agcc.sdtw.series` (datasets of variable-length series, resampling, cross soft-DTW,
+divergences, assignment), :mod:`~agcc.sdtw.barycentre` (all
 barycentres at once by L-BFGS), :mod:`~agcc.sdtw.kmeans` (:class:`SoftDTWKMeans`) and
 :mod:`~agcc.sdtw.reference` (tslearn's engine, the only tslearn importer).
 """
 
 from __future__ import annotations
 
+from agcc.sdtw import compiled
 from agcc.sdtw.barycentre import update_barycenters
 from agcc.sdtw.kernel import divergence, soft_dtw, soft_dtw_cross, soft_dtw_divergence
 from agcc.sdtw.kmeans import DEFAULT_BATCH_MB, ClusteringResult, SoftDTWKMeans
@@ -33,6 +36,7 @@ __all__ = [
     "as_padded_dataset",
     "assign",
     "centroid_series",
+    "compiled",
     "divergence",
     "fit_tslearn",
     "pairwise_divergence",

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+import agcc.sdtw.compiled as compiled
 from agcc.sdtw.kernel import (
     _pair_cost,
     _pairs_per_batch,
@@ -28,11 +29,16 @@ _MAX_BACKTRACKS = 10
 
 @dataclass(frozen=True)
 class _Series:
-    """A dataset on the compute device, sorted by length (shortest first), padding zeroed."""
+    """A dataset on the compute device, sorted by length (shortest first), padding zeroed.
+
+    ``blocks`` holds it packed for the compiled CPU kernel (consecutive rows per block), or
+    None on the torch path.
+    """
 
     values: Tensor  # (n, T_max, D)
     lengths: Tensor  # (n,)
     order: np.ndarray  # (n,) original index of each sorted row
+    blocks: compiled.Blocks | None = None
 
 
 @dataclass(frozen=True)
@@ -208,5 +214,28 @@ def update_barycenters(
             batch_mb, trial.element_size(), trial.shape[1], data.values.shape[1]
         )
         return _barycenter_objective(trial, data, labels, clusters, gamma, pairs, workspace)
+
+    return _lbfgs_barycenters(centers, evaluate, max_iter, ftol)
+
+
+def update_barycenters_compiled(
+    centers: Tensor,
+    blocks: compiled.Blocks,
+    cluster: np.ndarray,
+    gamma: float,
+    max_iter: int,
+    ftol: float,
+) -> Tensor:
+    """:func:`update_barycenters` with the objective evaluated by the compiled CPU kernel.
+
+    ``blocks`` holds the members of each cluster, packed by
+    :func:`agcc.sdtw.compiled.rows_by_cluster` (block b belongs to cluster[b]); the L-BFGS
+    iterations are the same.
+    """
+
+    def evaluate(trial: Tensor, clusters: Tensor) -> _Objective:
+        """Objective of the clusters in the mask ``clusters`` at centroids ``trial``."""
+        found = compiled.objective(blocks, cluster, trial.numpy(), clusters.numpy(), gamma)
+        return _Objective(*(torch.as_tensor(a, dtype=centers.dtype) for a in found))
 
     return _lbfgs_barycenters(centers, evaluate, max_iter, ftol)

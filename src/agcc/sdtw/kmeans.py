@@ -1,9 +1,12 @@
-"""Soft-DTW k-means (:class:`SoftDTWKMeans`), batched in torch on CPU or CUDA.
+"""Soft-DTW k-means (:class:`SoftDTWKMeans`): the compiled kernel on CPU, torch on CUDA.
 
 The engine has the objective of ``tslearn.clustering.TimeSeriesKMeans(metric="softdtw")``:
 assignment to the centroid of smallest soft-DTW, barycentres minimising the sum of soft-DTW to the
 members, inertia = mean over series of sdtw(x_i, c_{l_i})^2. It updates all centroids at once
-(:mod:`agcc.sdtw.barycentre`). :func:`agcc.sdtw.reference.fit_tslearn` runs the reference.
+(:mod:`agcc.sdtw.barycentre`). On the CPU the soft-DTW values and gradients come from the
+compiled kernel of :mod:`agcc.sdtw.compiled`, on CUDA from the torch wavefront of
+:mod:`agcc.sdtw.kernel` (``kernel`` chooses). :func:`agcc.sdtw.reference.fit_tslearn` runs
+the reference.
 """
 
 from __future__ import annotations
@@ -19,15 +22,22 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from agcc.sdtw.barycentre import _Series, update_barycenters
+import agcc.sdtw.compiled as compiled
+from agcc.sdtw.barycentre import _Series, update_barycenters, update_barycenters_compiled
 from agcc.sdtw.kernel import _check_gamma, _pairs_per_batch, _Workspace, soft_dtw_cross
 from agcc.sdtw.series import ArrayLike, _strip_padding, as_padded_dataset, resample
 
 logger = logging.getLogger(__name__)
 
-#: Memory per batch of series-centroid pairs of the k-means engine, in MB, by device type
+_FLOATS = (torch.float32, torch.float64)
+
+#: Memory per batch of series-centroid pairs of the torch kernel, in MB, by device type
 #: (softmin weights for the gradient; a batch without gradient needs about a quarter).
 DEFAULT_BATCH_MB = {"cpu": 64.0, "cuda": 4096.0}
+
+#: The soft-DTW kernels: "compiled" (numba, CPU only), "torch" (the batched wavefront, CPU or
+#: CUDA) and "auto" (compiled on CPU, torch on CUDA).
+KERNELS = ("auto", "compiled", "torch")
 
 
 @contextmanager
@@ -42,6 +52,25 @@ def _torch_threads(n_threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+@contextmanager
+def _threads(n_threads: int | None, use_compiled: bool) -> Iterator[None]:
+    """:func:`_torch_threads`, and with the compiled kernel also its thread count."""
+    with _torch_threads(n_threads):
+        if not use_compiled:
+            yield
+            return
+        with compiled.threads(n_threads):
+            yield
+
+
+@dataclass(frozen=True)
+class _Grouped:
+    """The training series packed by cluster for the compiled kernel: blocks and cluster (B,)."""
+
+    blocks: compiled.Blocks
+    cluster: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -84,12 +113,16 @@ class SoftDTWKMeans:
             may be padded with trailing all-NaN rows (resampled to T_c like tslearn does).
         random_state: seed of the k-means++ draws.
         device, dtype: where and in which precision to compute (float32 by default).
-        batch_mb: memory per batch of series-centroid pairs, in MB (default by device type:
-            ``DEFAULT_BATCH_MB``).
-        n_threads: torch intra-op threads while fitting or predicting (set process-wide for
-            the call, then restored); None leaves torch's setting alone. The wavefront issues
-            ~100,000 small ops per fit, each an OpenMP barrier: on a 2-core machine 2 threads
-            gain ~1.5x when it is idle and lose up to 20x when another job holds a core, hence 1.
+        kernel: "auto" (default: the compiled kernel on CPU, torch on CUDA), "compiled"
+            (:mod:`agcc.sdtw.compiled`, numba, CPU only) or "torch" (the batched wavefront of
+            :mod:`agcc.sdtw.kernel`). Both compute the same objective; they differ in rounding.
+        batch_mb: memory per batch of series-centroid pairs of the torch kernel, in MB
+            (default by device type: ``DEFAULT_BATCH_MB``).
+        n_threads: threads while fitting or predicting (torch intra-op threads and the compiled
+            kernel's threads, set process-wide for the call, then restored); None leaves them
+            alone. Results do not depend on it. The torch wavefront issues ~100,000 small ops per
+            fit, each an OpenMP barrier: on a 2-core machine 2 threads gain ~1.5x when it is idle
+            and lose up to 20x when another job holds a core, hence 1.
         verbose: show a progress bar over the iterations.
     """
 
@@ -106,6 +139,7 @@ class SoftDTWKMeans:
         random_state: int | None = None,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
+        kernel: str = "auto",
         batch_mb: float | None = None,
         n_threads: int | None = 1,
         verbose: bool = False,
@@ -122,6 +156,7 @@ class SoftDTWKMeans:
         self.random_state = random_state
         self.device = device
         self.dtype = dtype
+        self.kernel = kernel
         self.batch_mb = batch_mb
         self.n_threads = n_threads
         self.verbose = verbose
@@ -130,6 +165,12 @@ class SoftDTWKMeans:
     def _device(self) -> torch.device:
         """The configured device as a torch device."""
         return torch.device(self.device)
+
+    @property
+    def _use_compiled(self) -> bool:
+        """Whether the compiled CPU kernel runs (``kernel``, resolved by device)."""
+        on_cpu = self._device.type == "cpu" and self.dtype in _FLOATS
+        return self.kernel == "compiled" or (self.kernel == "auto" and on_cpu)
 
     @property
     def _batch_mb(self) -> float:
@@ -144,7 +185,7 @@ class SoftDTWKMeans:
         rng = np.random.default_rng(self.random_state)
         n_init = 1 if isinstance(self.init, np.ndarray) else self.n_init
         results = []
-        with _torch_threads(self.n_threads):
+        with _threads(self.n_threads, self._use_compiled):
             for run in range(n_init):
                 result = self._fit_one(data, self._initial_centers(data, rng, shift))
                 logger.info(
@@ -166,7 +207,7 @@ class SoftDTWKMeans:
     def init_centers(self, X: ArrayLike) -> np.ndarray:
         """The centroids (k, T_c, D) from which the first initialisation of ``fit(X)`` starts."""
         data, shift = self._prepare(X)
-        with _torch_threads(self.n_threads):
+        with _threads(self.n_threads, self._use_compiled):
             centers = self._initial_centers(data, np.random.default_rng(self.random_state), shift)
         return centers.double().cpu().numpy() + shift
 
@@ -183,10 +224,10 @@ class SoftDTWKMeans:
             raise ValueError(
                 f"X has {values.shape[2]} features, the centroids {self.cluster_centers_.shape[2]}"
             )
-        data = self._to_device(values, lengths, self.shift_)
-        centers = self._tensor(self.cluster_centers_ - self.shift_)
-        with _torch_threads(self.n_threads):
-            dist = self._cross(data.values, data.lengths, centers, None)
+        with _threads(self.n_threads, self._use_compiled):
+            data = self._to_device(values, lengths, self.shift_)
+            centers = self._tensor(self.cluster_centers_ - self.shift_)
+            dist = self._cross(data, centers, None)
         out = np.empty((len(values), self.n_clusters))
         out[data.order] = dist.double().cpu().numpy()
         return out
@@ -204,6 +245,13 @@ class SoftDTWKMeans:
             raise ValueError(
                 f"n_clusters must lie in 1..{n_series} (the number of series), "
                 f"got {self.n_clusters}"
+            )
+        if self.kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}, got {self.kernel!r}")
+        if self._use_compiled and (self._device.type != "cpu" or self.dtype not in _FLOATS):
+            raise ValueError(
+                f"the compiled kernel runs float32/float64 on the CPU, got {self.dtype} on "
+                f"{self._device}"
             )
         for name in ("max_iter", "n_init", "max_iter_barycenter", "batch_mb", "n_threads"):
             value = self._batch_mb if name == "batch_mb" else getattr(self, name)
@@ -224,7 +272,8 @@ class SoftDTWKMeans:
         values, lengths = as_padded_dataset(X)
         self._check_params(len(values), values.shape[2])
         shift = values.sum(axis=(0, 1)) / lengths.sum()  # (D,) mean frame
-        return self._to_device(values, lengths, shift), shift
+        with _threads(self.n_threads, self._use_compiled):
+            return self._to_device(values, lengths, shift), shift
 
     def _tensor(self, values: np.ndarray) -> Tensor:
         """A numpy array as a tensor of the configured device and dtype."""
@@ -236,7 +285,13 @@ class SoftDTWKMeans:
         shifted = values[order] - shift  # (n, T_max, D)
         shifted[np.arange(shifted.shape[1])[None, :] >= lengths[order][:, None]] = 0.0
         lengths_t = torch.as_tensor(lengths[order], device=self._device)
-        return _Series(self._tensor(shifted), lengths_t, order)
+        series = self._tensor(shifted)
+        if not self._use_compiled:
+            return _Series(series, lengths_t, order)
+        as_array = series.numpy()
+        rows = compiled.consecutive_rows(len(order), compiled.lanes_for(as_array.dtype))
+        blocks = compiled.pack(as_array, lengths[order], rows, self.gamma)
+        return _Series(series, lengths_t, order, blocks)
 
     def _initial_centers(
         self, data: _Series, rng: np.random.Generator, shift: np.ndarray
@@ -275,21 +330,27 @@ class SoftDTWKMeans:
         """max(sdtw, 0)^2 (n, len(rows)) of every series to the series ``rows``."""
         idx = torch.as_tensor(rows, device=self._device)
         seeds = data.values[idx, : int(data.lengths[idx].max())]
-        dist = self._cross(data.values, data.lengths, seeds, data.lengths[idx])
+        dist = self._cross(data, seeds, data.lengths[idx])
         return dist.clamp_min(0) ** 2
 
-    def _cross(self, x: Tensor, x_len: Tensor, y: Tensor, y_len: Tensor | None) -> Tensor:
-        """Soft-DTW (A, C) of series x to series y in batches of ``batch_mb``."""
+    def _cross(self, data: _Series, y: Tensor, y_len: Tensor | None) -> Tensor:
+        """Soft-DTW (n, C) of the series of ``data`` to series y (C, M, D) of lengths y_len."""
+        if data.blocks is not None:
+            lengths = np.full(len(y), y.shape[1]) if y_len is None else y_len.numpy()
+            dist = compiled.cross(data.blocks, y.numpy(), lengths, self.gamma)
+            return torch.from_numpy(dist)
+        x, x_len = data.values, data.lengths
         pairs = _pairs_per_batch(self._batch_mb, x.element_size(), y.shape[1], x.shape[1])
         return soft_dtw_cross(x, y, self.gamma, x_len, y_len, pairs)
 
     def _fit_one(self, data: _Series, centers: Tensor) -> ClusteringResult:
         """Lloyd iterations from ``centers`` until the inertia settles or max_iter is reached."""
-        previous, n_iter, workspace = math.inf, 0, _Workspace()
+        previous, n_iter, workspace, grouped = math.inf, 0, _Workspace(), None
         steps = tqdm(total=self.max_iter, desc="soft-DTW k-means", disable=not self.verbose)
         for n_iter in range(1, self.max_iter + 1):
-            labels, inertia, centers = self._assign(data, centers)
-            centers = self._update(data, labels, centers, workspace)
+            labels, inertia, centers = self._assign(data, centers, grouped)
+            grouped = self._group(data, labels)
+            centers = self._update(data, labels, centers, workspace, grouped)
             steps.update()
             steps.set_postfix(inertia=f"{inertia:.6g}")
             logger.debug("iteration %d: inertia %.6g", n_iter, inertia)
@@ -297,14 +358,39 @@ class SoftDTWKMeans:
                 break
             previous = inertia
         steps.close()
-        labels, inertia, centers = self._assign(data, centers)
+        labels, inertia, centers = self._assign(data, centers, grouped)
         labels_np = np.empty(len(labels), dtype=np.int64)
         labels_np[data.order] = labels.cpu().numpy()
         return ClusteringResult(centers.double().cpu().numpy(), labels_np, inertia, n_iter)
 
-    def _assign(self, data: _Series, centers: Tensor) -> tuple[Tensor, float, Tensor]:
-        """Labels (n,), inertia mean_i sdtw(x_i, c_{l_i})^2 and centroids (re-seeded if empty)."""
-        dist = self._cross(data.values, data.lengths, centers, None)
+    def _group(self, data: _Series, labels: Tensor) -> _Grouped | None:
+        """The series packed by cluster for the compiled kernel (None on the torch path)."""
+        if data.blocks is None:
+            return None
+        values = data.values.numpy()
+        lanes = compiled.lanes_for(values.dtype)
+        rows, cluster = compiled.rows_by_cluster(labels.numpy(), self.n_clusters, lanes)
+        blocks = compiled.pack(values, data.lengths.numpy(), rows, self.gamma)
+        return _Grouped(blocks, cluster)
+
+    def _assign(
+        self, data: _Series, centers: Tensor, grouped: _Grouped | None = None
+    ) -> tuple[Tensor, float, Tensor]:
+        """Labels (n,), inertia mean_i sdtw(x_i, c_{l_i})^2 and centroids (re-seeded if empty).
+
+        The compiled kernel computes only each series' closest centroid, trying first the one
+        of its block in ``grouped`` (the clusters of the previous iteration); the full matrix is
+        computed when a cluster is empty.
+        """
+        if data.blocks is not None:
+            blocks, first = data.blocks, None
+            if grouped is not None:
+                blocks, first = grouped.blocks, grouped.cluster
+            found, own_np = compiled.assign(blocks, centers.numpy(), self.gamma, first)
+            labels, own = torch.from_numpy(found), torch.from_numpy(own_np)
+            if torch.bincount(labels, minlength=self.n_clusters).min() > 0:
+                return labels, float((own.double() ** 2).mean()), centers
+        dist = self._cross(data, centers, None)
         labels = dist.argmin(1)
         if torch.bincount(labels, minlength=self.n_clusters).min() == 0:
             labels, dist, centers = self._reseed_empty(data, dist, labels, centers)
@@ -329,13 +415,27 @@ class SoftDTWKMeans:
             logger.warning(
                 "cluster %d was empty: re-seeded with series %d", cluster, int(data.order[row])
             )
-        dist = self._cross(data.values, data.lengths, centers, None)
+        dist = self._cross(data, centers, None)
         return labels, dist, centers
 
     def _update(
-        self, data: _Series, labels: Tensor, centers: Tensor, workspace: _Workspace
+        self,
+        data: _Series,
+        labels: Tensor,
+        centers: Tensor,
+        workspace: _Workspace,
+        grouped: _Grouped | None,
     ) -> Tensor:
         """Barycentres: all centroids at once by L-BFGS on the sum of soft-DTW to the members."""
+        if grouped is not None:
+            return update_barycenters_compiled(
+                centers,
+                grouped.blocks,
+                grouped.cluster,
+                self.gamma,
+                self.max_iter_barycenter,
+                self.tol_barycenter,
+            )
         return update_barycenters(
             centers,
             data,

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+import agcc.sdtw.compiled as compiled
 from agcc.sdtw.kernel import divergence, soft_dtw_cross
 
 ArrayLike = np.ndarray | Sequence[np.ndarray]
@@ -85,9 +86,32 @@ def centroid_series(centroids: np.ndarray) -> list[np.ndarray]:
     return [c[np.isfinite(c).all(axis=1)] for c in centroids]
 
 
-def sdtw_cross(a: list[np.ndarray], b: list[np.ndarray], gamma: float, device: str) -> np.ndarray:
-    """Soft-DTW of every pair (a_i, b_j): (len(a), len(b)) float64, via agcc.sdtw.soft_dtw_cross."""
+#: Series of ``b`` per call of the compiled kernel in :func:`sdtw_cross` (bounds its memory).
+CROSS_CHUNK = 64
 
+
+def _sdtw_cross_compiled(a: list[np.ndarray], b: list[np.ndarray], gamma: float) -> np.ndarray:
+    """:func:`sdtw_cross` on the CPU by the compiled kernel, in float64."""
+    xa, la = (t.numpy() for t in _padded(a, "cpu"))
+    xb, lb = (t.numpy() for t in _padded(b, "cpu"))
+    if min(la.min(), lb.min()) < 1:
+        raise ValueError("every series needs at least 1 frame, got an empty one")
+    order = np.argsort(la, kind="stable")
+    rows = compiled.consecutive_rows(len(a), compiled.lanes_for(xa.dtype))
+    blocks = compiled.pack(np.ascontiguousarray(xa[order]), la[order], rows, gamma)
+    out = np.empty((len(a), len(b)))
+    with compiled.threads(None):
+        for s in range(0, len(b), CROSS_CHUNK):
+            part = slice(s, s + CROSS_CHUNK)
+            out[order, part] = compiled.cross(blocks, xb[part], lb[part], gamma)
+    return out
+
+
+def sdtw_cross(a: list[np.ndarray], b: list[np.ndarray], gamma: float, device: str) -> np.ndarray:
+    """Soft-DTW of every pair (a_i, b_j): (len(a), len(b)) float64, by the compiled kernel on the
+    CPU (:mod:`agcc.sdtw.compiled`), by agcc.sdtw.soft_dtw_cross on another device."""
+    if torch.device(device).type == "cpu":
+        return _sdtw_cross_compiled(a, b, gamma)
     xa, la = _padded(a, device)
     xb, lb = _padded(b, device)
     return soft_dtw_cross(xa, xb, gamma, la, lb).cpu().numpy()

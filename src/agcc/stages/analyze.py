@@ -114,7 +114,7 @@ def _fig2(
     kept = frame.iloc[rows].assign(acoustic=acoustic)
     tables, stats, csv = association_tables(kept, k_ag, ap.fig2_k, base.emotions, base.seed)
     csv.to_csv(out_dir / "fig2.csv", index=False)
-    fig = plot_fig2({e: t for e, t in tables.items() if e != "all"}, stats)
+    fig = plot_fig2({e: t for e, t in tables.items() if e != "all"}, stats, set(kept["corpus"]))
     fig.savefig(out_dir / "fig2.png", dpi=110)
     st.log_artifact(out_dir / "fig2.csv")
     st.log_artifact(out_dir / "fig2.png")

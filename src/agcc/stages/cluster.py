@@ -9,7 +9,8 @@ cluster id to every segment of every split of every corpus.
 
 Outputs in ``out_dir``: ``models/k??.npz`` and ``model.npz`` (:mod:`agcc.io.cluster_model`),
 ``assignments.csv`` (seg_id, corpus, split, emotion, vowel, cluster; ids 0..k-1), ``elbow.csv``
-(k, inertia, silhouette; a DVC plot), ``elbow.png`` and ``metrics.json``.
+(k, inertia, silhouette; a DVC plot), ``elbow.png`` and ``metrics.json``; all but metrics.json
+are written to a staging folder and moved into ``out_dir`` once every one is written.
 
 Assignments, silhouettes and the centroid distance matrix are computed with the batched soft-DTW
 of :mod:`agcc.sdtw` whatever the fitting engine: a segment goes to the centroid of smallest
@@ -33,6 +34,7 @@ from agcc.io.cluster_model import AGModel, save_model, write_assignments
 from agcc.io.segments import load_corpora
 from agcc.params import BaseParams, ClusterParams
 from agcc.sdtw import assign
+from agcc.skips import staged_outputs
 
 log = logging.getLogger(__name__)
 
@@ -59,23 +61,22 @@ def run(seg_dirs: list[Path], cp: ClusterParams, base: BaseParams, out_dir: Path
             cp.engine,
             device,
         )
-        models, curve = sweep(
-            [series[i] for i in idx], ks, cp, base.seed, device, st, out_dir / "models"
-        )
-        on_grid = curve[curve["k"].isin(cp.k_grid)]
-        k_elbow = elbow_k(on_grid["k"].to_numpy(), on_grid["inertia"].to_numpy())
-        model = models[cp.k if cp.k is not None else k_elbow]
-        log.info("elbow at k=%d; using k=%d", k_elbow, model.k)
-        labels = assign(series, model.centroids, cp.gamma, device)
-        log.info(
-            "writing assignments of %d segments, model and elbow curve to %s", len(labels), out_dir
-        )
-        write_assignments(table, labels, out_dir / "assignments.csv")
-        save_model(out_dir / "model.npz", model)
-        curve.to_csv(out_dir / "elbow.csv", index=False)
-        plot_elbow(curve, k_elbow, model.k).savefig(out_dir / "elbow.png", dpi=120)
-        for name in ARTIFACTS:
-            st.log_artifact(out_dir / name)
+        with staged_outputs(out_dir) as staging:  # nothing lands in out_dir unless all is written
+            models, curve = sweep(
+                [series[i] for i in idx], ks, cp, base.seed, device, st, staging / "models"
+            )
+            on_grid = curve[curve["k"].isin(cp.k_grid)]
+            k_elbow = elbow_k(on_grid["k"].to_numpy(), on_grid["inertia"].to_numpy())
+            model = models[cp.k if cp.k is not None else k_elbow]
+            log.info("elbow at k=%d; using k=%d", k_elbow, model.k)
+            labels = assign(series, model.centroids, cp.gamma, device)
+            log.info("writing assignments of %d segments, model and elbow curve", len(labels))
+            write_assignments(table, labels, staging / "assignments.csv")
+            save_model(staging / "model.npz", model)
+            curve.to_csv(staging / "elbow.csv", index=False)
+            plot_elbow(curve, k_elbow, model.k).savefig(staging / "elbow.png", dpi=120)
+            for name in ARTIFACTS:
+                st.log_artifact(staging / name)
         counts = {
             "n_segments": len(table),
             "n_fit": len(idx),

@@ -9,9 +9,12 @@ target->target as the paper's C->C / I->I rows), on the target test split:
 * 4-class UAR: unweighted average recall = macro recall, the mean over the classes present in
   the true labels of TP_c / (TP_c + FN_c).
 * Binary UARs (Neu, Ang, Hap, Sad): one-vs-rest UAR, (TPR + TNR) / 2 for "emotion e" against
-  "any other", DERIVED FROM THE 4-CLASS POSTERIORS: an utterance is predicted e iff e is the
-  4-class argmax. The paper trains dedicated binary models; ``evaluate.binary_models: true``
-  asks for those, which this pipeline does not implement (a ConfigError naming the param).
+  "any other", twice: from the dedicated one-vs-rest model of e (``train.binary_models:
+  true``; task ``binary_<e>`` in runs.csv; columns "(bin)"), and DERIVED from the 4-class
+  model by a rule fixed in advance: an utterance is predicted e iff e is its 4-class argmax
+  (columns "(der)"). Without binary models only the derived columns exist.
+* ``evaluate.tuned``: the methods whose hyperparameters came from a tuning study on the target
+  dev split; their rows say "(tuned)" and the table says when the tuning was unequal.
 * Mean and sample standard deviation over the seeds of each method and direction.
 * Every method and direction must have the same seeds: a failed or missing train run is a
   DataError naming the method, direction and seeds (no silent dropping).
@@ -64,10 +67,10 @@ def run(
     ``methods`` are :meth:`agcc.params.TrainParams.table_methods` (upper_bound rows are read from
     source_only's runs). Returns the table.
     """
-    if ep.binary_models:
+    unknown = sorted(set(ep.tuned) - set(methods))
+    if unknown:
         raise ConfigError(
-            "evaluate.binary_models=true: dedicated binary (one-vs-rest) models are not "
-            "implemented; set it to false to derive the binary UARs from the 4-class posteriors"
+            f"evaluate.tuned lists {unknown}, which are not Table II methods {list(methods)}"
         )
     train_dir, out_dir = Path(train_dir), Path(out_dir)
     params = {
@@ -82,7 +85,7 @@ def run(
         log.info("scoring %d runs from %s", len(runs), train_dir)
         scores, preds = score_runs(runs, train_dir, base.emotions)
         check_seed_sets(scores)
-        t2 = table2(scores, base.emotions)
+        t2 = table2(scores, base.emotions, ep.tuned)
         log.info("bootstrap: %d resamples per comparison", ep.bootstrap)
         cis = bootstrap_cis(preds, ep, base.seed, len(base.emotions))
         if (cis["ci_flag"] != "").any():

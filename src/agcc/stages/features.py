@@ -6,7 +6,8 @@ The encoders, the batching and the encoding loop are :mod:`agcc.encoders`; audio
 Outputs in ``out_dir``: ``features.npz`` (utt_id (N,), offsets (N+1,), frames (F_total, D) or
 (F_total, L, D) float16), ``meta.json``, ``skips.csv`` (unreadable, empty, silent or non-finite
 audio, each named with its file) and ``metrics.json`` (utterances, seconds of audio, frames);
-the extraction time and throughput go to MLflow only.
+the extraction time and throughput go to MLflow only. features.npz and meta.json are written to
+a staging folder and moved into ``out_dir`` only after the skip check passes.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from agcc.framing import FRAME_RATE, SAMPLE_RATE
 from agcc.io.features import FrameWriter, write_meta
 from agcc.io.manifest import read_manifest
 from agcc.params import BaseParams, FeatureParams
-from agcc.skips import InputError
+from agcc.skips import InputError, staged_outputs
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +61,19 @@ def run(name: str, manifest: Path, fp: FeatureParams, base: BaseParams, out_dir:
         log.info(
             "encoding %d utterances (%.0f s of audio)", len(items), sum(it.seconds for it in items)
         )
-        writer = FrameWriter(out_dir / "features.npz")
-        try:
-            stats = extract(items, encoder, writer, st.skips, fp.batch_seconds, fp.utterance_norm)
-        except BaseException:
-            writer.discard()
-            raise
-        tail = (encoder.dim,) if fp.layer != "all" else (encoder.n_layers, encoder.dim)
-        n_frames = writer.close(tail)
-        meta = _meta(fp, encoder)
-        st.log_artifact(write_meta(out_dir, meta))
+        with staged_outputs(out_dir) as staging:  # published only if the skip check passes
+            writer = FrameWriter(staging / "features.npz")
+            try:
+                stats = extract(
+                    items, encoder, writer, st.skips, fp.batch_seconds, fp.utterance_norm
+                )
+            except BaseException:
+                writer.discard()
+                raise
+            tail = (encoder.dim,) if fp.layer != "all" else (encoder.n_layers, encoder.dim)
+            n_frames = writer.close(tail)
+            st.log_artifact(write_meta(staging, _meta(fp, encoder)))
+            st.skips.check(base.max_skip_share)
         audio_s = stats.samples / SAMPLE_RATE
         st.metrics |= {
             "n_utts": stats.n_utts,

@@ -62,38 +62,109 @@ def run(
     ``utt_id`` (N,), ``offsets`` (N+1,) int64, ``time`` (F,) float64 and ``mouth`` (F, 24)
     float32 (column order of ``mouth_features``, NaN where still missing); utterance i spans
     rows offsets[i]:offsets[i+1]. Unusable rows go to ``skips.csv`` with file and reason.
+    Audio-only clips (no video and no landmark CSV) are absent by design: counted in one line
+    and in ``absent.audio_only``, not skipped. ``mouth.npz`` is written (through a temporary file
+    and a rename) only when the skip share is within ``base.max_skip_share``; an earlier one is
+    removed first, so a failed run leaves no finished-looking output. OpenFace CSV times (0 at
+    the first frame) are shifted by the delay of the row's video after its audio
+    (:func:`video_delays`), as the dlib extractor's already are.
     """
     out_dir = Path(out_dir)
-    rows = read_manifest(manifest, required=LANDMARKS_INPUT)[list(LANDMARKS_INPUT)]
-    log.info("landmarks %s: %d utterances listed in %s", name, len(rows), manifest)
+    table = read_manifest(manifest, required=LANDMARKS_INPUT)
+    if "video" not in table.columns:
+        table["video"] = ""
+    rows, n_absent = _with_visual_input(table, source, name)
+    log.info("landmarks %s: %d utterances listed in %s", name, len(table), manifest)
     params = {"landmarks": lp.model_dump(), "max_skip_share": base.max_skip_share}
+    final = out_dir / "mouth.npz"
+    final.unlink(missing_ok=True)  # no finished-looking output from an earlier run on failure
     with tracking.corpus_stage_run(
         "landmarks", name, params, out_dir, base.max_skip_share
     ) as stage:
         stage.skips.n_seen = len(rows)
+        stage.metrics["absent.audio_only"] = n_absent
         if source == "dlib":
             from agcc.extract import face  # dlib and PyAV only when the corpus uses them
 
             cache = out_dir / "openface_cache"
-            rows, counts = face.extract_manifest(Path(manifest), cache, lp, stage.skips, name)
+            rows, counts = face.extract_rows(rows, cache, lp, stage.skips, name)
             stage.metrics |= counts
-        kept = _read_all(name, rows, lp, stage.skips)
+            delays: dict[str, float] = {}  # the extractor's times are on the audio's clock
+        else:
+            delays = video_delays(rows, name)
+            stage.metrics["videos_delayed"] = sum(d != 0.0 for d in delays.values())
+        kept = _read_all(name, rows[list(LANDMARKS_INPUT)], lp, stage.skips, delays)
         log.info("landmarks %s: kept %d, skipped %d", name, len(kept), stage.skips.n_skipped)
-        path = write_mouth(
-            out_dir / "mouth.npz",
-            [u.utt_id for u in kept],
-            [u.time for u in kept],
-            [u.mouth for u in kept],
+        stage.skips.check(base.max_skip_share)  # before mouth.npz exists (written atomically)
+        write_mouth(
+            final, [u.utt_id for u in kept], [u.time for u in kept], [u.mouth for u in kept]
         )
-        log.info("landmarks %s: wrote %s", name, path)
+        log.info("landmarks %s: wrote %s", name, final)
         stage.metrics |= _metrics(kept)
         stage.headline["utterances"] = len(kept)
 
 
+def _with_visual_input(table: pd.DataFrame, source: str, name: str) -> tuple[pd.DataFrame, int]:
+    """Rows that have a video (dlib) or a landmark CSV or video (OpenFace), and the others' count.
+
+    The others are audio-only clips, absent by design: one summary line, not a skip each.
+    """
+    table = table.map(str.strip)
+    has = table["video"] != ""
+    if source != "dlib":
+        has |= table["landmarks"] != ""
+    absent = table.loc[~has, "utt_id"].tolist()
+    if absent:
+        what = "no video" if source == "dlib" else "no video and no landmark CSV"
+        log.info(
+            "landmarks %s: %d audio-only clips (%s; absent by design, not skips): %s%s",
+            name,
+            len(absent),
+            what,
+            ", ".join(absent[:5]),
+            ", ..." if len(absent) > 5 else "",
+        )
+    return table[has].reset_index(drop=True), len(absent)
+
+
+def video_delays(rows: pd.DataFrame, name: str) -> dict[str, float]:
+    """utt_id -> delay (s) of the first video frame after the audio's start, for OpenFace CSVs.
+
+    OpenFace's timestamps start at 0 at the first frame; CREMA-D's .flv start their video about
+    27 ms after their audio. Rows without a video keep 0; an unreadable video too (warned).
+    """
+    with_video = rows[rows["video"] != ""]
+    if with_video.empty:
+        return {}
+    from agcc.extract import face  # PyAV only when the manifest lists videos
+
+    delays: dict[str, float] = {}
+    for utt_id, video in zip(with_video["utt_id"], with_video["video"], strict=True):
+        try:
+            delays[utt_id] = face.video_delay(Path(video))
+        except InputError as e:
+            log.warning("landmarks %s: %s; timestamps of %s left as in its CSV", name, e, utt_id)
+    shifted = [d for d in delays.values() if d]
+    log.info(
+        "landmarks %s: %d of %d videos start after their audio (mean %.1f ms): CSV times shifted",
+        name,
+        len(shifted),
+        len(with_video),
+        1000 * float(np.mean(shifted)) if shifted else 0.0,
+    )
+    return delays
+
+
 def _read_all(
-    name: str, rows: pd.DataFrame, lp: LandmarkParams, skips: SkipReport
+    name: str,
+    rows: pd.DataFrame,
+    lp: LandmarkParams,
+    skips: SkipReport,
+    delays: dict[str, float] | None = None,
 ) -> list[_Utterance]:
-    """Read each row's CSV (paths relative to the working directory); record skips."""
+    """Read each row's CSV (paths relative to the working directory), times shifted by the
+    utterance's video delay; record skips."""
+    delays = delays or {}
     kept: list[_Utterance] = []
     seen: set[str] = set()
     for utt_id, csv in tqdm(
@@ -103,18 +174,18 @@ def _read_all(
         if utt_id in seen:
             skips.add(utt_id, csv, "duplicate utt_id: already read from an earlier row")
         elif not csv:
-            skips.add(utt_id, "", "no landmark CSV")
+            skips.add(utt_id, "", "no landmark CSV: empty landmarks cell")
         else:
             try:
-                kept.append(_read_utterance(utt_id, Path(csv), lp))
+                kept.append(_read_utterance(utt_id, Path(csv), lp, delays.get(utt_id, 0.0)))
             except InputError as e:
                 skips.add_error(utt_id, e)
         seen.add(utt_id)
     return kept
 
 
-def _read_utterance(utt_id: str, path: Path, lp: LandmarkParams) -> _Utterance:
-    """Read, normalise and gap-fill one utterance's mouth track."""
+def _read_utterance(utt_id: str, path: Path, lp: LandmarkParams, delay: float = 0.0) -> _Utterance:
+    """Read, normalise and gap-fill one utterance's mouth track; times shifted by ``delay``."""
     track = read_openface_csv(path, lp.min_confidence)
     mouth = mouth_features(track.points, eye_centres(track.points, track.pupils))  # (F, 24)
     before = int(np.isnan(mouth).any(axis=1).sum())
@@ -122,7 +193,7 @@ def _read_utterance(utt_id: str, path: Path, lp: LandmarkParams) -> _Utterance:
         raise InputError(path, "no usable mouth frames: eye centres missing or coincident")
     mouth = interpolate_gaps(track.time, mouth, lp.max_gap_frames)
     after = int(np.isnan(mouth).any(axis=1).sum())
-    return _Utterance(utt_id, track.time, mouth.astype(np.float32), before, after)
+    return _Utterance(utt_id, track.time + delay, mouth.astype(np.float32), before, after)
 
 
 def _metrics(utts: list[_Utterance]) -> dict[str, float]:

@@ -16,9 +16,16 @@ import pandas as pd
 from agcc import tracking
 from agcc.corpora import build_manifest
 from agcc.corpora.base import metric_key
-from agcc.corpora.splits import add_splits, keep_emotions, split_table
-from agcc.io.manifest import write_manifest
+from agcc.corpora.splits import (
+    SPLIT_USES,
+    add_splits,
+    check_independent,
+    keep_emotions,
+    split_table,
+)
+from agcc.io.manifest import read_manifest, write_manifest
 from agcc.params import BaseParams, CorpusParams, PrepareParams
+from agcc.skips import staged_outputs
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +45,32 @@ def run(
         log.info("keeping emotions %s", ", ".join(base.emotions))
         frame, dropped = keep_emotions(manifest.frame, manifest.dropped, base.emotions)
         log.info("assigning %s-independent splits with seed %d", cp.split_by, base.seed)
-        frame = add_splits(frame, cp.split_by, pp.split_fractions, base.seed)
+        frame = add_splits(frame, cp.split_by, pp.split_fractions, base.seed, pp.pilot_split_order)
         log.info("writing manifest.csv and splits.csv to %s", out_dir)
-        for path in write_outputs(frame, cp.split_by, list(pp.split_fractions), out_dir):
-            stage.log_artifact(path)
+        with staged_outputs(out_dir) as staging:  # published only once verified
+            write_outputs(frame, cp.split_by, list(pp.split_fractions), staging)
+            log.info("verifying %s independence of the written splits", cp.split_by)
+            check_independent(read_manifest(staging / "manifest.csv"), cp.split_by, out_dir)
+        for written in ("manifest.csv", "splits.csv"):
+            stage.log_artifact(out_dir / written)
         stage.metrics |= counts(frame, dropped, cp.split_by, list(pp.split_fractions), base)
+        stage.metrics |= manifest.absent.metrics() | report_empty_splits(frame, pp, name)
         stage.headline["utterances"] = len(frame)
         log.info("%s: %d utterances, %d speakers", name, len(frame), frame["speaker"].nunique())
     return frame
+
+
+def report_empty_splits(frame: pd.DataFrame, pp: PrepareParams, name: str) -> dict[str, int]:
+    """Log, for each split left without utterances, what cannot be computed; count them."""
+    empty = [s for s in pp.split_fractions if not (frame["split"] == s).any()]
+    for split in empty:
+        log.warning(
+            "%s: split %s has no speakers: %s cannot be computed on this corpus",
+            name,
+            split,
+            SPLIT_USES.get(split, "what reads it"),
+        )
+    return {"n_empty_splits": len(empty)}
 
 
 def write_outputs(

@@ -1,6 +1,9 @@
 """Stage ``segments``: one mouth-trajectory segment per vowel token (docs/method.md section 3).
 
 The cutting rule is :mod:`agcc.vowel_segments`; the outputs are written by :mod:`agcc.io.segments`.
+An utterance whose audio, TextGrid and landmark track disagree in duration by more than
+``segments.max_duration_mismatch_s`` is skipped (kind ``duration_mismatch``). segments.csv/.npz
+are written to a staging folder and moved into ``out_dir`` only after the skip check passes.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from agcc.io.manifest import read_manifest
 from agcc.io.mouth import load_mouth
 from agcc.io.segments import save_segments
 from agcc.params import BaseParams, SegmentParams
-from agcc.skips import InputError
+from agcc.skips import InputError, staged_outputs
 from agcc.vowel_segments import build_segments, finish_table
 
 log = logging.getLogger(__name__)
@@ -45,7 +48,7 @@ def _metrics(table: pd.DataFrame, dropped: Counter) -> dict[str, float]:
             "frames.max": int(table["n_frames"].max()),
         }
     return m | {
-        k if k.startswith("unknown_phone.") else f"dropped_segments.{k}": v
+        k if k.startswith("unknown_phone") else f"dropped_segments.{k}": v
         for k, v in dropped.items()
     }
 
@@ -66,7 +69,9 @@ def run(
         if table.empty:
             raise InputError(manifest, "no vowel segment survived; see skips.csv for why")
         table = finish_table(table, frame, name)
-        save_segments(table, frames, out_dir)
+        with staged_outputs(out_dir) as staging:
+            save_segments(table, frames, staging)
+            run_.skips.check(base.max_skip_share)  # a failing stage publishes nothing
         run_.metrics |= _metrics(table, dropped)
         run_.headline["segments"] = len(table)
         # utterances read fine but whose every vowel was dropped (too short, gaps)

@@ -41,13 +41,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from agcc import tracking
 from agcc.devices import resolve_device
@@ -58,6 +58,7 @@ from agcc.io.cluster_model import load_model
 from agcc.io.corpus import Inputs, load_directions
 from agcc.io.predictions import ORACLE_SUFFIX, write_predictions
 from agcc.models import SERConfig, SERModel
+from agcc.parallel import pool_map
 from agcc.params import BaseParams, TrainParams
 from agcc.skips import SkipReport
 from agcc.stats import confusion_matrix, uar
@@ -68,12 +69,10 @@ from agcc.training.anchoring import (
     check_top_m,
     method_anchoring,
     vowel_distance,
-    warmup_epochs,
 )
-from agcc.training.data import CorpusData
+from agcc.training.data import CorpusData, binary_view
 from agcc.training.trainer import (
-    EpochCallback,
-    FitResult,
+    balanced_class_weight,
     build_model,
     configure_threads,
     fit,
@@ -86,6 +85,13 @@ log = logging.getLogger(__name__)
 
 #: Folder of the run folders inside a method's output folder.
 RUNS_DIR = "runs"
+#: The task of the models with one output per emotion; binary ones are ``binary_<emotion>``.
+MULTICLASS = "multiclass"
+
+
+def binary_task(emotion: str) -> str:
+    """The task name of the one-vs-rest model of ``emotion``."""
+    return f"binary_{emotion}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,6 +122,7 @@ class RunSpec:
     seed: int
     oracle: bool = False  # true target labels for the anchors (analysis only)
     serves: tuple[Served, ...] = ()
+    task: str = MULTICLASS  # multiclass, or binary_<emotion> (one-vs-rest)
 
     @property
     def method_dir(self) -> str:
@@ -129,14 +136,18 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        """Run name, e.g. ``ag_cc:demo_crema->demo_improv:seed1`` or ``source_only:c:seed1``."""
+        """Run name, e.g. ``ag_cc:demo_crema->demo_improv:seed1``, ``source_only:c:seed1`` or
+        ``ag_cc:demo_crema->demo_improv:binary_anger:seed1``."""
         where = self.source if self.target is None else f"{self.source}->{self.target}"
-        return f"{self.method_dir}:{where}:seed{self.seed}"
+        task = "" if self.task == MULTICLASS else f"{self.task}:"
+        return f"{self.method_dir}:{where}:{task}seed{self.seed}"
 
     def folder(self, out_dir: Path) -> Path:
-        """``out_dir/runs/<key>[_ORACLE]/seed<k>``."""
-        suffix = ORACLE_SUFFIX if self.oracle else ""
-        return out_dir / RUNS_DIR / f"{self.key}{suffix}" / f"seed{self.seed}"
+        """``out_dir/runs/<key>[_ORACLE]/seed<k>``; binary models ``.../<key>/<task>/seed<k>``."""
+        folder = out_dir / RUNS_DIR / f"{self.key}{ORACLE_SUFFIX if self.oracle else ''}"
+        if self.task != MULTICLASS:
+            folder = folder / self.task
+        return folder / f"seed{self.seed}"
 
 
 def source_only_corpora(tp: TrainParams) -> list[str]:
@@ -155,18 +166,27 @@ def _source_only_serves(tp: TrainParams, corpus: str) -> tuple[Served, ...]:
     return tuple(serves)
 
 
-def method_runs(tp: TrainParams, method: str) -> list[RunSpec]:
-    """The models of one method: per (corpus, seed) for source_only, else per (direction, seed)."""
+def tasks(tp: TrainParams, emotions: tuple[str, ...]) -> tuple[str, ...]:
+    """The models per (corpus or direction, seed): multiclass, and one binary per emotion."""
+    binary = tuple(binary_task(e) for e in emotions) if tp.binary_models else ()
+    return (MULTICLASS, *binary)
+
+
+def method_runs(tp: TrainParams, method: str, emotions: tuple[str, ...] = ()) -> list[RunSpec]:
+    """The models of one method: per (corpus, seed) for source_only, else per (direction, seed),
+    each once per task (:func:`tasks`; ``emotions`` name the binary models)."""
     tp.check_method(method)
     if method == "source_only":
         return [
-            RunSpec(method, c, None, seed, serves=_source_only_serves(tp, c))
+            RunSpec(method, c, None, seed, serves=_source_only_serves(tp, c), task=task)
+            for task in tasks(tp, emotions)
             for c in source_only_corpora(tp)
             for seed in tp.seeds
         ]
     oracle = tp.oracle and method in TRIPLET_METHODS
     return [
-        RunSpec(method, s, t, seed, oracle, (Served(method, s, t),))
+        RunSpec(method, s, t, seed, oracle, (Served(method, s, t),), task)
+        for task in tasks(tp, emotions)
         for s, t in tp.directions
         for seed in tp.seeds
     ]
@@ -191,61 +211,75 @@ class MethodContext:
             self.stats[name] = input_stats(self.data[name], self.data[name].rows("train"))
         return self.stats[name]
 
+    def classes(self, task: str) -> tuple[str, ...]:
+        """Class names of a task: the emotions, or (not_<e>, <e>) for binary_<e>."""
+        if task == MULTICLASS:
+            return self.emotions
+        emotion = task.removeprefix("binary_")
+        return (f"not_{emotion}", emotion)
 
-def _log_layers(spec: RunSpec, anchoring: Anchoring, child: tracking.StageRun) -> None:
-    """la_cc: every layer's cross-corpus similarity and the anchored layers, to the run."""
-    if anchoring.kind != "coral":
-        return
-    child.log_metrics({f"layer_similarity.{i}": s for i, s in enumerate(anchoring.similarity)})
-    child.set_tags({"anchored_layers": f"{anchoring.site}:{list(anchoring.layers)}"})
-    log.info(
-        "%s: anchored %s layers %s (similarity %s)",
-        spec.name,
-        anchoring.site,
-        anchoring.layers,
-        [round(s, 3) for s in anchoring.similarity],
-    )
+    def corpus(self, name: str | None, task: str) -> CorpusData | None:
+        """A corpus with the task's labels (one-vs-rest for a binary task)."""
+        if name is None or task == MULTICLASS:
+            return None if name is None else self.data[name]
+        return binary_view(self.data[name], self.emotions.index(task.removeprefix("binary_")))
 
 
-def _epoch_reporter(child: tracking.StageRun, bar: tqdm) -> EpochCallback:
-    """An on_epoch callback logging the epoch to the run and showing it on the progress bar."""
+@dataclass
+class Trained:
+    """What one training run produced; picklable, so a worker process can return it."""
 
-    def on_epoch(stats: dict[str, float], epoch: int) -> None:
-        """Log the epoch's stats as step ``epoch``; update the bar."""
-        child.log_step(stats, epoch)
-        bar.update(1)
-        bar.set_postfix(val_uar=f"{stats['val_uar']:.3f}", loss_er=f"{stats['loss_er']:.3f}")
+    best_epoch: int
+    best_val_uar: float
+    history: list[dict[str, float]]
+    anchored: dict  # la_cc: anchored layers, their site and every layer's similarity
+    tested: dict[str, tuple[float, str]]  # target -> (test UAR, predictions file)
+    seconds: float
 
-    return on_epoch
 
+def train_model(spec: RunSpec, ctx: MethodContext) -> Trained:
+    """Train and early-stop one model, predict every served target; write the run's files.
 
-def train_one(spec: RunSpec, ctx: MethodContext, child: tracking.StageRun) -> list[dict]:
-    """Train and early-stop one model, predict every served target, write and log the outputs."""
-    model = build_model(ctx.config, spec.seed, ctx.input_stats(spec.source), ctx.device)
-    src = ctx.data[spec.source]
+    A binary task trains on one-vs-rest labels with class-balanced cross-entropy
+    (:func:`agcc.training.trainer.balanced_class_weight`); everything else, anchoring and
+    early stopping on the source validation UAR included, is the multiclass model's.
+    """
+    t0 = time.perf_counter()
+    src = ctx.corpus(spec.source, spec.task)
     anchoring = ctx.anchorings[(spec.source, spec.target)]
-    second = ctx.data[spec.target] if anchoring.kind != "none" else None
-    total = warmup_epochs(anchoring) + ctx.tp.max_epochs
-    with tqdm(total=total, desc="epochs", leave=False) as bar:
-        result = fit(model, src, second, anchoring, ctx.tp, spec.seed, _epoch_reporter(child, bar))
+    second = ctx.corpus(spec.target, spec.task) if anchoring.kind != "none" else None
+    n_classes = len(ctx.classes(spec.task))
+    config = dataclasses.replace(ctx.config, n_classes=n_classes)
+    model = build_model(config, spec.seed, ctx.input_stats(spec.source), ctx.device)
+    weight = None
+    if spec.task != MULTICLASS:
+        weight = balanced_class_weight(src.labels[src.rows("train")], n_classes).to(ctx.device)
+    result = fit(model, src, second, anchoring, ctx.tp, spec.seed, class_weight=weight)
     anchoring = result.anchoring or anchoring
-    _log_layers(spec, anchoring, child)
-    folder = spec.folder(ctx.out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(result.history).to_csv(folder / "history.csv", index=False)
-    meta = asdict(spec) | {
-        "serves": [asdict(s) for s in spec.serves],
-        "emotions": list(ctx.emotions),
-        "best_epoch": result.best_epoch,
+    anchored = {
         "anchored_layers": list(anchoring.layers),
         "anchored_site": anchoring.site if anchoring.kind == "coral" else "",
         "layer_similarity": list(anchoring.similarity),
-        "hyper": anchoring.hyper.model_dump() if anchoring.hyper is not None else {},
     }
-    child.log_artifact(save_checkpoint(folder / "model.pt", model, meta))
-    child.log_metrics({"best_val_uar": result.best_val_uar, "best_epoch": result.best_epoch})
-    tested = {t: _test_target(spec, ctx, child, model, t) for t in _targets(spec)}
-    return [_row(spec, ctx, served, result, tested[served.target]) for served in spec.serves]
+    folder = spec.folder(ctx.out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(result.history).to_csv(folder / "history.csv", index=False)
+    meta = (
+        asdict(spec)
+        | anchored
+        | {
+            "serves": [asdict(s) for s in spec.serves],
+            "emotions": list(ctx.emotions),
+            "classes": list(ctx.classes(spec.task)),
+            "best_epoch": result.best_epoch,
+            "hyper": anchoring.hyper.model_dump() if anchoring.hyper is not None else {},
+        }
+    )
+    save_checkpoint(folder / "model.pt", model, meta)
+    tested = {t: _test_target(spec, ctx, model, t) for t in _targets(spec)}
+    seconds = time.perf_counter() - t0
+    best = (result.best_epoch, result.best_val_uar)
+    return Trained(*best, result.history, anchored, tested, seconds)
 
 
 def _targets(spec: RunSpec) -> list[str]:
@@ -254,36 +288,57 @@ def _targets(spec: RunSpec) -> list[str]:
 
 
 def _test_target(
-    spec: RunSpec, ctx: MethodContext, child: tracking.StageRun, model: SERModel, target: str
-) -> tuple[float, Path]:
+    spec: RunSpec, ctx: MethodContext, model: SERModel, target: str
+) -> tuple[float, str]:
     """predictions_<target>.csv and confusion_<target>.png of one target's test split."""
-    tgt, folder = ctx.data[target], spec.folder(ctx.out_dir)
+    tgt, classes = ctx.corpus(target, spec.task), ctx.classes(spec.task)
+    folder = spec.folder(ctx.out_dir)
     test = tgt.rows("test")
     probs = predict(model, tgt, test, 2 * ctx.tp.batch_size)
     path = folder / f"predictions_{target}.csv"
-    write_predictions(path, tgt.utt_ids[test], tgt.labels[test], probs, ctx.emotions)
-    n = len(ctx.emotions)
+    write_predictions(path, tgt.utt_ids[test], tgt.labels[test], probs, classes)
     pred = probs.argmax(axis=1)
-    test_uar = uar(tgt.labels[test], pred, n)
-    cm = confusion_matrix(tgt.labels[test], pred, n)
-    fig = plot_confusion(cm, ctx.emotions, f"{spec.name} on {target}: test UAR {test_uar:.3f}")
+    test_uar = uar(tgt.labels[test], pred, len(classes))
+    cm = confusion_matrix(tgt.labels[test], pred, len(classes))
+    fig = plot_confusion(cm, classes, f"{spec.name} on {target}: test UAR {test_uar:.3f}")
     fig.savefig(folder / f"confusion_{target}.png", dpi=100)
-    child.log_artifact(folder / f"confusion_{target}.png")
-    child.log_metrics({f"test_uar.{target}": test_uar})
-    return test_uar, path
+    return test_uar, str(path)
 
 
-def _row(
-    spec: RunSpec, ctx: MethodContext, served: Served, result: FitResult, tested: tuple
-) -> dict:
+def record(
+    spec: RunSpec, trained: Trained, ctx: MethodContext, child: tracking.StageRun
+) -> list[dict]:
+    """Log a finished run to its MLflow run (epochs as steps, files, metrics); its rows."""
+    for step in trained.history:
+        child.log_step({k: v for k, v in step.items() if k != "epoch"}, int(step["epoch"]))
+    if trained.anchored["anchored_site"]:  # la_cc: every layer's similarity, the chosen ones
+        layers, site = trained.anchored["anchored_layers"], trained.anchored["anchored_site"]
+        sims = trained.anchored["layer_similarity"]
+        child.log_metrics({f"layer_similarity.{i}": x for i, x in enumerate(sims)})
+        child.set_tags({"anchored_layers": f"{site}:{layers}"})
+        log.info("%s: anchored %s layers %s (similarity %s)", spec.name, site, layers,
+                 [round(x, 3) for x in sims])  # fmt: skip
+    folder = spec.folder(ctx.out_dir)
+    child.log_model(folder / "model.pt", ctx.data[spec.source].features_path.parent)
+    for target in trained.tested:
+        child.log_artifact(folder / f"confusion_{target}.png")
+    child.log_metrics(
+        {"best_val_uar": trained.best_val_uar, "best_epoch": trained.best_epoch}
+        | {f"test_uar.{t}": u for t, (u, _) in trained.tested.items()}
+        | {"seconds": trained.seconds}
+    )
+    return [_row(spec, ctx, served, trained) for served in spec.serves]
+
+
+def _row(spec: RunSpec, ctx: MethodContext, served: Served, trained: Trained) -> dict:
     """The runs.csv row of one served target of a finished run."""
-    test_uar, path = tested
+    test_uar, path = trained.tested[served.target]
     return _base_row(spec, served, "FINISHED") | {
-        "best_epoch": result.best_epoch,
-        "epochs": len(result.history),
-        "val_uar": result.best_val_uar,
+        "best_epoch": trained.best_epoch,
+        "epochs": len(trained.history),
+        "val_uar": trained.best_val_uar,
         "test_uar": test_uar,
-        "predictions": str(path.relative_to(ctx.out_dir)),
+        "predictions": str(Path(path).relative_to(ctx.out_dir)),
         "checkpoint": str((spec.folder(ctx.out_dir) / "model.pt").relative_to(ctx.out_dir)),
     }
 
@@ -296,6 +351,7 @@ def _base_row(spec: RunSpec, served: Served, status: str) -> dict:
         "source": served.source,
         "target": served.target,
         "method": served.method,
+        "task": spec.task,
         "oracle": oracle,
         "method_dir": served.method + (ORACLE_SUFFIX if oracle else ""),
         "seed": spec.seed,
@@ -304,32 +360,61 @@ def _base_row(spec: RunSpec, served: Served, status: str) -> dict:
     }
 
 
+#: The method's context in a worker process (set once per process by :func:`_init_worker`).
+_WORKER: dict[str, MethodContext] = {}
+
+
+def _init_worker(ctx: MethodContext, level: int) -> None:
+    """A training process: logging like the parent's, torch threads, the shared context."""
+    if not logging.getLogger().handlers:  # a spawned process: nothing configured yet
+        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+        logging.basicConfig(level=level, format=fmt, datefmt="%H:%M:%S")
+    configure_threads(ctx.device, ctx.tp.workers)
+    _WORKER["ctx"] = ctx
+
+
+def _train_task(spec: RunSpec) -> tuple[RunSpec, Trained | str]:
+    """One run in a worker: its result, or the traceback of its failure (the others go on)."""
+    try:
+        return spec, train_model(spec, _WORKER["ctx"])
+    except Exception:  # one broken run must not stop the others; the stage fails at the end
+        return spec, traceback.format_exc()
+
+
 def run_method(
     specs: list[RunSpec], ctx: MethodContext, stage: tracking.StageRun
 ) -> tuple[list[dict], list[str]]:
-    """Every model as a nested MLflow run; a failed run is recorded and the others go on."""
+    """Every model, ``train.workers`` at a time; each logged as a nested MLflow run in spec
+    order. A failed run is recorded (FAILED in runs.csv and MLflow) and the others go on."""
     rows, failed = [], []
-    for spec in tqdm(specs, desc="train runs"):
-        t0 = time.perf_counter()
+    for source in {s.source for s in specs}:  # computed once here, not in every worker
+        ctx.input_stats(source)
+    level = logging.getLogger("agcc").getEffectiveLevel()
+    for spec, out in pool_map(
+        _train_task, specs, ctx.tp.workers, initializer=_init_worker,
+        initargs=(ctx, level), desc="train runs", unit="model",
+    ):  # fmt: skip
         params = asdict(spec) | {"train": ctx.tp.model_dump()}
         try:
             with stage.child(spec.name, params) as child:
                 child.set_tags(
                     {
                         "method": spec.method_dir,
+                        "task": spec.task,
                         "train_corpus": spec.source,
                         "targets": " ".join(_targets(spec)),
                         "oracle": "ORACLE" if spec.oracle else "no",
                     }
                 )
-                new = train_one(spec, ctx, child)
-                child.log_metrics({"seconds": time.perf_counter() - t0})
-        except Exception:  # one broken run must not stop the others; the stage fails at the end
+                if isinstance(out, str):
+                    raise RuntimeError(f"training failed:\n{out}")
+                new = record(spec, out, ctx, child)  # no wall-clock time in DVC outputs
+        except Exception:
             log.exception("train run %s failed", spec.name)
             failed.append(spec.name)
             new = [_base_row(spec, served, "FAILED") for served in spec.serves]
-        rows += new  # no wall-clock time in DVC outputs: it goes to MLflow only
-        log.info("%s: %s in %.1f s", spec.name, new[0]["status"], time.perf_counter() - t0)
+        rows += new
+        log.info("%s: %s", spec.name, new[0]["status"])
     return rows, failed
 
 
@@ -401,12 +486,15 @@ def build_context(
 
 
 def _summary(rows: list[dict], n_models: int, n_failed: int) -> dict[str, float]:
-    """Stage metrics: models, failures and mean test UAR per direction and method."""
+    """Stage metrics: models, failures and mean test UAR per direction and method (4-class
+    models; a binary model's as ``test_uar.<direction>.<method>.binary_<emotion>``)."""
     frame = pd.DataFrame(rows)
     ok = frame[frame["status"] == "FINISHED"]
     metrics = {"n_models": n_models, "n_failed": n_failed}
-    for (direction, method), part in ok.groupby(["direction", "method_dir"], sort=False):
-        metrics[f"test_uar.{direction}.{method}"] = round(float(part["test_uar"].mean()), 4)
+    keys = ["direction", "method_dir", "task"]
+    for (direction, method, task), part in ok.groupby(keys, sort=False):
+        suffix = "" if task == MULTICLASS else f".{task}"
+        metrics[f"test_uar.{direction}.{method}{suffix}"] = round(float(part["test_uar"].mean()), 4)
     return metrics
 
 
@@ -420,7 +508,8 @@ def run(
 ) -> pd.DataFrame:
     """Train one method's models; write their outputs, runs.csv and metrics.json; return runs."""
     out_dir = Path(out_dir)
-    specs = method_runs(tp, method)  # unknown or unlisted method: ConfigError before any work
+    # an unknown or unlisted method: a ConfigError before any work
+    specs = method_runs(tp, method, base.emotions)
     params = {
         "method": method,
         "hyper": tp.hyper(method).model_dump(),
@@ -442,12 +531,13 @@ def run(
         log.info("%s: loading features, manifests, segments and AG clusters", method)
         data, ag = load_inputs(inputs, tp, method, base, st.skips, common_threshold)
         ctx = build_context(method, data, ag, tp, base, out_dir)
-        configure_threads(ctx.device)
+        configure_threads(ctx.device, tp.workers)
         log.info(
-            "%s: training %d models on %s (%d threads)",
+            "%s: training %d models on %s (%d process(es) of %d thread(s))",
             method,
             len(specs),
             ctx.device,
+            min(tp.workers, len(specs)),
             torch.get_num_threads(),
         )
         runs = _finish_runs(specs, ctx, st, method)

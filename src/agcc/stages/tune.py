@@ -18,12 +18,18 @@ Storage is an RDB URL (SQLite file by default, PostgreSQL for several machines).
 resumes: ``tune.n_trials`` is the number of finished trials the study reaches, counted over all
 workers; a count-and-create lock (a file lock for SQLite, an advisory lock for PostgreSQL) keeps
 several workers from overshooting it. A trial that raises is recorded FAILED and counts; a
-trial cut by Ctrl-C is recorded FAILED, marked ``interrupted`` and does not count.
+trial cut by Ctrl-C is recorded FAILED, marked ``interrupted`` and does not count. A running
+trial beats a heartbeat every ``tune.heartbeat_s`` into the storage; when its worker is killed
+(SIGKILL, a lost machine) the next worker to ask for a trial finds it silent for ``tune.grace_s``,
+fails it and enqueues a retry with the same values (at most ``tune.max_retry``), so the killed
+trial does not count and the study still reaches exactly ``tune.n_trials``.
 
 Outputs in ``out_dir`` (main run, not ``--worker``): best_params.yaml (``dvc exp run -S``
 keys), best_params.txt (the ready command), tuned_method.txt (the method tuned, one line, so
 Table II can mark its row), best.json, trials.csv, optimization_history.png and
 param_importances.png; every trial is a nested MLflow run under the process's ``tune`` run.
+The main run writes them once no trial of the study is RUNNING (it waits for the other
+workers' last trials, and runs the retries of killed ones), so they cover every trial.
 """
 
 from __future__ import annotations
@@ -32,10 +38,13 @@ import dataclasses
 import json
 import logging
 import os
+import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +81,8 @@ OBJECTIVE = "objective = UAR on the target DEV split (disjoint from test)"
 SPACE_ATTR = "agcc_search_space"
 #: Tries to open the storage when workers race to create its tables.
 STORAGE_ATTEMPTS = 5
+#: Longest pause (s) between two looks at trials still running in other workers.
+POLL_S = 5.0
 #: The file naming the method a study tuned (one line), for marking its Table II row.
 TUNED_METHOD_FILE = "tuned_method.txt"
 
@@ -109,8 +120,12 @@ def _safe_url(url: str) -> str:
         return url
 
 
-def open_storage(url: str) -> Any:
-    """An Optuna RDB storage at ``url``; unreachable or malformed URLs are a :class:`TuneError`."""
+def open_storage(url: str, tp: TuneParams | None = None) -> Any:
+    """An Optuna RDB storage at ``url``; unreachable or malformed URLs are a :class:`TuneError`.
+
+    With ``tp`` the storage records trial heartbeats (``tp.heartbeat_s``) and fails a trial
+    silent for ``tp.grace_s``, enqueuing a retry of it (``tp.max_retry``).
+    """
     import optuna
     from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
@@ -118,7 +133,10 @@ def open_storage(url: str) -> Any:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(STORAGE_ATTEMPTS):
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+            with quiet_heartbeat_warnings():
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs={"pool_pre_ping": True}, **_heartbeat_kwargs(tp)
+                )
         except (IntegrityError, OperationalError, ProgrammingError) as e:
             # workers opening a fresh database together race to create Optuna's tables
             # (SQLite: "locked"; PostgreSQL: DuplicateTable "relation ... already exists")
@@ -132,6 +150,21 @@ def open_storage(url: str) -> Any:
         except (SQLAlchemyError, ImportError, ValueError, OSError) as e:
             raise _unreachable(url, e) from e
     raise AssertionError(f"{STORAGE_ATTEMPTS} attempts neither returned nor raised")
+
+
+def _heartbeat_kwargs(tp: TuneParams | None) -> dict[str, Any]:
+    """RDBStorage's heartbeat options of ``tp`` (none without it)."""
+    import optuna
+
+    if tp is None:
+        return {}
+    return {
+        "heartbeat_interval": tp.heartbeat_s,
+        "grace_period": tp.grace_s,
+        "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(
+            max_retry=tp.max_retry
+        ),
+    }
 
 
 def _unreachable(url: str, e: Exception) -> TuneError:
@@ -223,12 +256,50 @@ def study_lock(storage: Any, study_name: str) -> Iterator[None]:
 
 
 def counted(study: Any) -> int:
-    """Trials that count towards n_trials: finished or running, not interrupted ones."""
+    """Trials that count towards n_trials: finished, running or waiting.
+
+    Not counted: FAILED trials cut by Ctrl-C (``interrupted``) and stale trials of a killed
+    worker that were retried (their retry counts instead).
+    """
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    trials = study.get_trials(deepcopy=False)
+    with quiet_heartbeat_warnings():
+        retried = {RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in trials}
     return sum(
         1
-        for t in study.get_trials(deepcopy=False)
-        if not (t.state.name == "FAIL" and t.user_attrs.get("interrupted"))
+        for t in trials
+        if not (t.state.name == "FAIL" and (t.user_attrs.get("interrupted") or t.number in retried))
     )
+
+
+@contextmanager
+def heartbeat(storage: Any, trial: Any) -> Iterator[None]:
+    """Record the trial's heartbeat in ``storage`` from a thread while the block runs.
+
+    A no-op for a storage without heartbeats. The thread stops with the block; when the process
+    is killed it stops beating, and the next worker fails the trial after the grace period.
+    """
+    interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
+    if not interval:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            storage.record_heartbeat(trial._trial_id)
+
+    # the first beat before any work: a trial killed at once still goes stale, not RUNNING
+    storage.record_heartbeat(trial._trial_id)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat {trial.number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,9 +516,16 @@ def run_trial(study: Any, ctx: TuneContext, tp: TuneParams, stage: tracking.Stag
     from optuna.trial import TrialState
 
     with study_lock(ctx.storage, study.study_name):
-        if counted(study) >= ctx.n_total:
+        optuna.storages.fail_stale_trials(study)  # a killed worker's trials -> FAIL + retry
+        # a retry of a killed worker's trial is WAITING and already counted: run it anyway
+        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if counted(study) >= ctx.n_total and not waiting:
             return None
         trial = study.ask()
+        if getattr(ctx.storage, "get_heartbeat_interval", lambda: None)():
+            # beat at once: a worker killed before its trial's first beat would otherwise leave
+            # a RUNNING trial that no heartbeat check ever fails
+            ctx.storage.record_heartbeat(trial._trial_id)
     # one seeded TPE per trial number: a resumed study or a second worker does not replay the
     # first one's random draws, and a trial's draw depends on the seed, its number and history
     study.sampler = optuna.samplers.TPESampler(seed=tp.seed + trial.number)
@@ -463,7 +541,8 @@ def run_trial(study: Any, ctx: TuneContext, tp: TuneParams, stage: tracking.Stag
                 }
             )
             try:
-                value = train_trial(ctx, values, trial, ch)
+                with heartbeat(ctx.storage, trial):
+                    value = train_trial(ctx, values, trial, ch)
             except optuna.TrialPruned as e:
                 ch.set_tags({"state": "PRUNED"})
                 log.info("%s pruned: %s (%s)", name, e, OBJECTIVE)
@@ -486,11 +565,73 @@ def optimize(study: Any, ctx: TuneContext, tp: TuneParams, stage: tracking.Stage
     from tqdm import tqdm
 
     n = 0
-    with tqdm(total=ctx.n_total, initial=counted(study), desc="tune trials") as bar:
+    with (
+        quiet_heartbeat_warnings(),
+        tqdm(total=ctx.n_total, initial=counted(study), desc="tune trials") as bar,
+    ):
         while run_trial(study, ctx, tp, stage) is not None:
             n += 1
             bar.update(1)
     return n
+
+
+def wait_for_trials(study: Any, ctx: TuneContext, tp: TuneParams, stage: tracking.StageRun) -> int:
+    """Wait until no trial of the study is RUNNING; returns the trials this process ran meanwhile.
+
+    The main run writes the outputs only after the other workers' last trials, so that they
+    cover every trial. It polls the storage every ``min(tp.heartbeat_s, POLL_S)`` seconds; each
+    poll fails the trials whose heartbeat stopped for ``tp.grace_s`` (a killed worker) and runs
+    their retries here. A trial that never beat and started more than ``tp.grace_s`` ago cannot
+    be failed by the heartbeat check: it is not waited for (a warning names it).
+    """
+    from optuna.trial import TrialState
+
+    ran, last = 0, None
+    while True:
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        lost = never_beat(ctx.storage, running, tp.grace_s)
+        waited = sorted(t.number for t in running if t._trial_id not in lost)
+        if not waited:
+            if lost:
+                log.warning("trials %s never recorded a heartbeat; not waited for", sorted(lost))
+            return ran
+        if waited != last:
+            log.info("waiting for trials %s running in other workers", waited)
+            last = waited
+        time.sleep(min(float(tp.heartbeat_s), POLL_S))
+        with quiet_heartbeat_warnings():
+            while run_trial(study, ctx, tp, stage) is not None:
+                ran += 1
+
+
+def never_beat(storage: Any, running: list[Any], grace_s: float) -> set[int]:
+    """Trial ids among ``running`` without a heartbeat that started over ``grace_s`` ago."""
+    from sqlalchemy import text
+
+    if not running or not getattr(storage, "get_heartbeat_interval", lambda: None)():
+        return set()
+    with storage.engine.connect() as conn:
+        beating = {row[0] for row in conn.execute(text("SELECT trial_id FROM trial_heartbeats"))}
+    now = datetime.now()  # Optuna stamps trial starts with the local, naive time
+    return {
+        t._trial_id
+        for t in running
+        if t._trial_id not in beating
+        and t.datetime_start is not None
+        and (now - t.datetime_start).total_seconds() > grace_s
+    }
+
+
+@contextmanager
+def quiet_heartbeat_warnings() -> Iterator[None]:
+    """Silence Optuna's notes on its heartbeat API (experimental since 2.8, and "meant for
+    Study.optimize", which this ask-and-tell loop replaces with :func:`heartbeat`)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+        yield
 
 
 # ---------------------------------------------------------------------------------------------
@@ -565,14 +706,21 @@ def save_plots(study: Any, out_dir: Path, stage: tracking.StageRun) -> list[Path
 
 
 def write_outputs(
-    study: Any, out_dir: Path, stage: tracking.StageRun, method: str = "ag_cc"
+    study: Any,
+    out_dir: Path,
+    stage: tracking.StageRun,
+    method: str = "ag_cc",
+    n_trials: int | None = None,
 ) -> dict[str, float]:
     """best_params.yaml/.txt, tuned_method.txt, best.json, trials.csv and the plots; the
-    stage's metrics."""
+    stage's metrics (``n_trials``: the trials the study was to reach, and the count per state)."""
     from optuna.trial import TrialState
 
     states = pd.Series([t.state.name for t in study.get_trials(deepcopy=False)])
-    metrics = {f"n_{s.lower()}": int((states == s).sum()) for s in ("COMPLETE", "PRUNED", "FAIL")}
+    metrics = {"n_trials": n_trials if n_trials is not None else counted(study)} | {
+        f"n_{s.lower()}": int((states == s).sum())
+        for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
+    }
     study.trials_dataframe().to_csv(out_dir / "trials.csv", index=False)
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise TuneError(f"study {study.study_name!r} has no complete trial; see the log")
@@ -652,7 +800,7 @@ def run(
     check_not_oracle(train)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    storage = open_storage(tp.storage)
+    storage = open_storage(tp.storage, tp)
     study = open_study(tp, storage, search_space(tp, direction, tp.max_epochs or train.max_epochs))
     params = {
         "tune": tp.model_dump() | {"storage": _safe_url(tp.storage), "study_name": tp.study},
@@ -680,8 +828,10 @@ def run(
             OBJECTIVE,
         )
         ran = optimize(study, ctx, tp, st)
+        if not worker:  # the outputs cover every trial: wait for the other workers' last ones
+            ran += wait_for_trials(study, ctx, tp, st)
         st.metrics["n_run_here"] = ran
         if not worker:
-            st.metrics |= write_outputs(study, out_dir, st, tp.method)
+            st.metrics |= write_outputs(study, out_dir, st, tp.method, ctx.n_total)
             st.headline["dev_uar"] = 100 * st.metrics["best_dev_uar"]
     return study

@@ -58,7 +58,7 @@ from agcc.losses import (
     soft_triplet,
     soft_weights,
 )
-from agcc.models import SERModel, SEROutput, pool_segments
+from agcc.models import SERModel, SEROutput, pool_segments, stride_span
 from agcc.overlap import cluster_shares, common_clusters, overlap
 from agcc.params import METHOD_SECTIONS, VOWELS, MethodParams, TrainParams
 from agcc.sdtw import centroid_series, pairwise_divergence
@@ -365,8 +365,12 @@ def triplet_term(
     anchoring: Anchoring,
     tp: TrainParams,
     generator: torch.Generator,
+    stride: int = 1,
 ) -> tuple[Tensor, dict[str, float]]:
     """Soft triplet loss of the step's target-segment anchors against its source segments.
+
+    ``h`` (B, T', d) are the encoder's frames, ``stride`` input frames each (the model's
+    ``frame_stride``): segments pool the strided frames they touch.
 
     ``tgt_probs`` (B_t, C) are the target utterances' class probabilities from an eval-mode,
     no-grad pass (:func:`target_pseudo_labels`); ignored with ``anchoring.oracle``. The margin
@@ -378,7 +382,8 @@ def triplet_term(
     a, p, ng = mine_triplets(groups[anc], emotion[anc], groups[pool], emotion[pool], generator)
     ia, ip, ineg = anc[a], pool[p], pool[ng]
     idx = torch.cat([ia, ip, ineg])
-    z = pool_segments(h, batch.seg_row[idx], batch.seg_lo[idx], batch.seg_hi[idx])  # (3N, d)
+    lo, hi = stride_span(batch.seg_lo[idx], batch.seg_hi[idx], stride)
+    z = pool_segments(h, batch.seg_row[idx], lo, hi)  # (3N, d)
     z_a, z_p, z_n = z.view(3, len(a), z.shape[1])  # (3, N, d); N may be 0
     w = z.new_ones(len(a))
     if anchoring.distance is not None:

@@ -8,6 +8,7 @@ are read by :mod:`agcc.io.corpus`; this module only assembles and checks what th
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,13 @@ class CorpusData:
     def rows(self, split: str) -> np.ndarray:
         """Utterance rows of one split."""
         return np.flatnonzero(self.splits == split)
+
+
+def binary_view(data: CorpusData, positive: int) -> CorpusData:
+    """The corpus with one-vs-rest labels: 1 for emotion index ``positive``, 0 for any other
+    (negative labels, unknown ones, stay as they are); the arrays are shared, not copied."""
+    labels = np.where(data.labels < 0, data.labels, (data.labels == positive).astype(np.int64))
+    return dataclasses.replace(data, labels=labels.astype(data.labels.dtype))
 
 
 def _usable_utterances(
