@@ -6,9 +6,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TORCH := $(shell grep -E '^torch==' requirements.txt)
+# Triton: CUDA builds of torch bring their own (the fused soft-DTW kernels use it); a CPU-only
+# torch gets this pin so that the tests can run those kernels in Triton's interpreter
+TRITON := triton==3.9.0
 STAMP := $(VENV)/.installed
-# Debian packages the tests need (espeak-ng speech with phoneme timings for the aligner tests)
-APT_PACKAGES := espeak-ng libespeak-ng1
+# Debian packages the tests need: espeak-ng speech with phoneme timings for the aligner tests;
+# PostgreSQL (initdb, pg_ctl) for the throw-away server of the shared tuning study's tests
+APT_PACKAGES := espeak-ng libespeak-ng1 postgresql
 
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -26,16 +30,16 @@ system-deps:
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \
 	  echo "NOTE: system packages missing:$$missing; no apt-get here, install them by hand" \
-	       "(the tests that need espeak-ng will skip)"; exit 0; fi; \
+	       "(the tests that need them will skip: aligner, PostgreSQL)"; exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then sudo=""; \
 	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
 	else echo "NOTE: system packages missing:$$missing; run: sudo apt-get install$$missing" \
-	          "(not root, no password-less sudo; the tests that need espeak-ng will skip)"; \
+	          "(not root, no password-less sudo; the tests that need them will skip)"; \
 	     exit 0; fi; \
 	echo "installing system packages:$$missing"; \
 	if ! { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install \
 	       -y -qq --no-install-recommends $$missing >/dev/null; }; then \
-	  echo "NOTE: apt-get install$$missing failed; the tests that need espeak-ng will skip"; fi
+	  echo "NOTE: apt-get install$$missing failed; the tests that need them will skip"; fi
 
 # requirements.txt pins what agcc uses; requirements.lock (make lock) pins everything else, as
 # constraints without its torch line, so a CUDA machine keeps its own torch build
@@ -43,6 +47,7 @@ $(STAMP): requirements.txt requirements.lock pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -c "import triton" 2>/dev/null || $(BIN)/python -m pip install -q "$(TRITON)"
 	grep -v '^torch==' requirements.lock > $(VENV)/constraints.txt
 	$(BIN)/python -m pip install -q -r requirements.txt -c $(VENV)/constraints.txt
 	$(BIN)/python -m pip install -q --no-deps -e .

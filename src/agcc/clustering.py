@@ -21,6 +21,7 @@ from agcc.errors import ConfigError, DataError
 from agcc.io.cluster_model import AGModel, save_model
 from agcc.params import ClusterParams
 from agcc.sdtw import (
+    PreparedSeries,
     SoftDTWKMeans,
     assign,
     centroid_series,
@@ -76,11 +77,9 @@ def _numpy(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
-def _fit_torch(
-    series: list[np.ndarray], k: int, cp: ClusterParams, seed: int, device: str
-) -> tuple[np.ndarray, float, int]:
-    """Fit :class:`agcc.sdtw.SoftDTWKMeans`; returns centroids (k, T, D), inertia, iterations."""
-    km = SoftDTWKMeans(
+def _torch_model(k: int, cp: ClusterParams, seed: int, device: str) -> SoftDTWKMeans:
+    """The :class:`agcc.sdtw.SoftDTWKMeans` of one k."""
+    return SoftDTWKMeans(
         n_clusters=k,
         gamma=cp.gamma,
         max_iter=cp.max_iter,
@@ -89,7 +88,20 @@ def _fit_torch(
         random_state=seed,
         device=device,
     )
-    km.fit(series)
+
+
+def prepare_torch(
+    series: list[np.ndarray], cp: ClusterParams, seed: int, device: str
+) -> PreparedSeries | None:
+    """The series prepared once for every k of a sweep (None for the tslearn engine)."""
+    return _torch_model(1, cp, seed, device).prepare(series) if cp.engine == "torch" else None
+
+
+def _fit_torch(
+    series: list[np.ndarray] | PreparedSeries, k: int, cp: ClusterParams, seed: int, device: str
+) -> tuple[np.ndarray, float, int]:
+    """Fit :class:`agcc.sdtw.SoftDTWKMeans`; returns centroids (k, T, D), inertia, iterations."""
+    km = _torch_model(k, cp, seed, device).fit(series)
     return _numpy(km.cluster_centers_), float(km.inertia_), int(km.n_iter_)
 
 
@@ -109,12 +121,21 @@ def _fit_tslearn(
 
 
 def fit_model(
-    series: list[np.ndarray], k: int, cp: ClusterParams, seed: int, device: str
+    series: list[np.ndarray],
+    k: int,
+    cp: ClusterParams,
+    seed: int,
+    device: str,
+    prepared: PreparedSeries | None = None,
 ) -> AGModel:
-    """Soft-DTW k-means with ``cp.engine``; the centroid divergences are added (shape (k, k))."""
+    """Soft-DTW k-means with ``cp.engine``; the centroid divergences are added (shape (k, k)).
+
+    ``prepared``: the same series from :func:`prepare_torch`, shared by the fits of a sweep.
+    """
     t0 = time.perf_counter()
     if cp.engine == "torch":
-        centroids, inertia, n_iter = _fit_torch(series, k, cp, seed, device)
+        data = series if prepared is None else prepared
+        centroids, inertia, n_iter = _fit_torch(data, k, cp, seed, device)
     else:
         centroids, inertia, n_iter = _fit_tslearn(series, k, cp, seed)
     seconds = time.perf_counter() - t0
@@ -147,6 +168,7 @@ def sweep(
     sample = [series[i] for i in np.sort(rng.choice(len(series), n_sample, replace=False))]
     log.info("soft-DTW divergences of a %d-segment silhouette sample", n_sample)
     div = pairwise_divergence(sample, cp.gamma, device)  # (n_sample, n_sample)
+    prepared = prepare_torch(series, cp, seed, device)  # once for every k
     models, rows = {}, []
     for k in tqdm(ks, desc=f"cluster sweep ({cp.engine})"):
         fit_params = {
@@ -161,7 +183,7 @@ def sweep(
             "seed": seed,
         }
         with stage.child(f"k={k}", fit_params) as child:
-            model = fit_model(series, k, cp, seed, device)
+            model = fit_model(series, k, cp, seed, device, prepared)
             sil = silhouette(div, assign(sample, model.centroids, cp.gamma, device))
             save_model(models_dir / f"k{k:02d}.npz", model)
             child.log_metrics(

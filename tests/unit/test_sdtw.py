@@ -333,12 +333,20 @@ def _agcc_imports(module: str) -> set[str]:
     ("module", "allowed"),
     [
         ("compiled", set()),
-        ("kernel", set()),
+        ("triton_kernels", set()),
+        ("fused", {"agcc.sdtw.triton_kernels"}),
+        ("kernel", {"agcc.sdtw.fused"}),
         ("series", {"agcc.sdtw.kernel", "agcc.sdtw.compiled"}),
-        ("barycentre", {"agcc.sdtw.kernel", "agcc.sdtw.compiled"}),
+        ("barycentre", {"agcc.sdtw.kernel", "agcc.sdtw.compiled", "agcc.sdtw.fused"}),
         (
             "kmeans",
-            {"agcc.sdtw.kernel", "agcc.sdtw.series", "agcc.sdtw.barycentre", "agcc.sdtw.compiled"},
+            {
+                "agcc.sdtw.kernel",
+                "agcc.sdtw.series",
+                "agcc.sdtw.barycentre",
+                "agcc.sdtw.compiled",
+                "agcc.sdtw.fused",
+            },
         ),
         ("reference", {"agcc.sdtw.series", "agcc.sdtw.kmeans"}),
     ],

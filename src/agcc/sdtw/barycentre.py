@@ -7,13 +7,14 @@ gradient comes from the expected alignments of :mod:`agcc.sdtw.kernel` (Algorith
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import Tensor
 
 import agcc.sdtw.compiled as compiled
+import agcc.sdtw.fused as fused
 from agcc.sdtw.kernel import (
     _pair_cost,
     _pairs_per_batch,
@@ -39,6 +40,9 @@ class _Series:
     lengths: Tensor  # (n,)
     order: np.ndarray  # (n,) original index of each sorted row
     blocks: compiled.Blocks | None = None
+    #: k-means++ potentials max(sdtw, 0)^2 (n,) of every series to series ``row``, by row:
+    #: filled by the fits that share this dataset
+    potentials: dict[int, Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ def _barycenter_objective(
     gamma: float,
     max_pairs: int,
     workspace: _Workspace | None = None,
+    use_fused: bool = False,
 ) -> _Objective:
     """Objective of the clusters in ``clusters`` (k,) bool; other clusters get zeros.
 
@@ -92,9 +97,14 @@ def _barycenter_objective(
         y = data.values[rows][:, : int(y_len.max())]  # (B, M, D)
         x_len = torch.full_like(y_len, size)
         cost = _pair_cost(centers[lab], y, 1.0 / gamma, workspace)  # (T_c, M, B)
-        sdtw, weights = _sdtw_wavefront(cost, x_len, y_len, True, workspace)
         grid = (size, y.shape[1])
-        align = _sdtw_wavefront_grad(weights, torch.ones_like(sdtw), x_len, y_len, grid, workspace)
+        if use_fused:
+            sdtw, r = fused.forward(cost, x_len, y_len, True)
+            align = fused.backward(cost, r, torch.ones_like(sdtw), x_len, y_len)
+        else:
+            sdtw, weights = _sdtw_wavefront(cost, x_len, y_len, True, workspace)
+            ones = torch.ones_like(sdtw)
+            align = _sdtw_wavefront_grad(weights, ones, x_len, y_len, grid, workspace)
         value.index_add_(0, lab, sdtw * gamma)
         mass.index_add_(0, lab, align.sum(1).T)  # (B, T_c)
         align_bt = _take(workspace, "norms", (len(lab), *grid), y)  # (B, T_c, M), cost is spent
@@ -201,19 +211,24 @@ def update_barycenters(
     max_iter: int,
     ftol: float,
     workspace: _Workspace | None = None,
+    kernel: str = "auto",
 ) -> Tensor:
     """Soft-DTW barycentres (k, T_c, D) of clusters ``labels`` (n,) of ``data`` from ``centers``.
 
     All centroids at once by L-BFGS on the sum of soft-DTW to their members
-    (:func:`_lbfgs_barycenters`), in batches of series-centroid pairs sized for ``batch_mb`` MB.
+    (:func:`_lbfgs_barycenters`), in batches of series-centroid pairs sized for ``batch_mb`` MB;
+    ``kernel`` as in :func:`agcc.sdtw.fused.wanted`.
     """
+    use_fused = fused.wanted(kernel, centers)
 
     def evaluate(trial: Tensor, clusters: Tensor) -> _Objective:
         """Objective of the clusters in the mask ``clusters`` at centroids ``trial``."""
         pairs = _pairs_per_batch(
             batch_mb, trial.element_size(), trial.shape[1], data.values.shape[1]
         )
-        return _barycenter_objective(trial, data, labels, clusters, gamma, pairs, workspace)
+        return _barycenter_objective(
+            trial, data, labels, clusters, gamma, pairs, workspace, use_fused
+        )
 
     return _lbfgs_barycenters(centers, evaluate, max_iter, ftol)
 

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+import agcc.sdtw.fused as fused
+
 #: A tensor or a numpy array (the divergence rule serves both).
 T = TypeVar("T", Tensor, np.ndarray)
 
@@ -201,9 +203,15 @@ class _SoftDTWFromCost(torch.autograd.Function):
     def forward(ctx, cost: Tensor, x_len: Tensor, y_len: Tensor, gamma: float) -> Tensor:  # type: ignore[override]
         """Values (B,) = gamma * R(n_b, m_b) of the recursion run on cost / gamma."""
         keep = ctx.needs_input_grad[0]
-        values, weights = _sdtw_wavefront(cost / gamma, x_len, y_len, keep_weights=keep)
+        ctx.fused = fused.wanted("auto", cost)
+        scaled = cost / gamma
+        if ctx.fused:
+            values, saved = fused.forward(scaled, x_len, y_len, keep)
+            saved = torch.stack([scaled, saved]) if keep else None
+        else:
+            values, saved = _sdtw_wavefront(scaled, x_len, y_len, keep_weights=keep)
         if keep:
-            ctx.save_for_backward(weights, x_len, y_len)
+            ctx.save_for_backward(saved, x_len, y_len)
             ctx.grid = cost.shape[:2]
         return values * gamma
 
@@ -211,9 +219,10 @@ class _SoftDTWFromCost(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out: Tensor) -> tuple[Tensor, None, None, None]:  # type: ignore[override]
         """Expected alignment matrices scaled by the incoming gradient."""
-        weights, x_len, y_len = ctx.saved_tensors
-        n, m = ctx.grid
-        grad = _sdtw_wavefront_grad(weights, grad_out.contiguous(), x_len, y_len, (n, m))
+        saved, x_len, y_len = ctx.saved_tensors
+        if ctx.fused:  # saved = (scaled costs, R)
+            return fused.backward(saved[0], saved[1], grad_out, x_len, y_len), None, None, None
+        grad = _sdtw_wavefront_grad(saved, grad_out.contiguous(), x_len, y_len, ctx.grid)
         return grad, None, None, None
 
 
@@ -318,14 +327,17 @@ def soft_dtw_cross(
     x_len: Lengths = None,
     y_len: Lengths = None,
     max_pairs: int = 4096,
+    kernel: str = "auto",
 ) -> Tensor:
     """Soft-DTW of every pair (x_a, y_c): the (A, C) matrix of :func:`soft_dtw` values.
 
     Args:
         x: (A, N, D) series with lengths ``x_len`` (A,); y: (C, M, D) with ``y_len`` (C,).
         gamma: smoothing g > 0.
-        max_pairs: pairs per wavefront batch; rows of x are sorted by length and each batch is
-            cut to its longest series, so short series do not pay for long ones.
+        max_pairs: pairs per batch; rows of x are sorted by length and each batch is cut to its
+            longest series, so short series do not pay for long ones.
+        kernel: "auto" (the fused Triton kernel on CUDA when available, else the wavefront),
+            "fused" or "wavefront" (:func:`agcc.sdtw.fused.wanted`).
 
     Returns:
         (A, C) soft-DTW values (not differentiable: computed without the backward weights).
@@ -342,16 +354,20 @@ def soft_dtw_cross(
     if n_x == 0 or n_y == 0:
         return out
     y = _masked(y, y_len)
+    use_fused = fused.wanted(kernel, x)
     order = torch.argsort(x_len)
     rows = max(1, max_pairs // n_y)
     workspace = _Workspace()  # batches of similar shapes share buffers
     with torch.no_grad():
         for part in torch.split(order, rows):
             xs, xs_len = x[part], x_len[part]
-            cost = _cross_cost(_masked(xs, xs_len), y)  # (N', M, a*C)
+            cost = _cross_cost(_masked(xs, xs_len), y).div_(gamma)  # (N', M, a*C)
             pair_x = xs_len.repeat_interleave(n_y)  # (a*C,)
             pair_y = y_len.repeat(len(part))  # (a*C,)
-            values, _ = _sdtw_wavefront(cost.div_(gamma), pair_x, pair_y, False, workspace)
+            if use_fused:
+                values, _ = fused.forward(cost, pair_x, pair_y, False)
+            else:
+                values, _ = _sdtw_wavefront(cost, pair_x, pair_y, False, workspace)
             out[part] = values.view(len(part), n_y) * gamma
     return out
 

@@ -4,8 +4,9 @@ The engine has the objective of ``tslearn.clustering.TimeSeriesKMeans(metric="so
 assignment to the centroid of smallest soft-DTW, barycentres minimising the sum of soft-DTW to the
 members, inertia = mean over series of sdtw(x_i, c_{l_i})^2. It updates all centroids at once
 (:mod:`agcc.sdtw.barycentre`). On the CPU the soft-DTW values and gradients come from the
-compiled kernel of :mod:`agcc.sdtw.compiled`, on CUDA from the torch wavefront of
-:mod:`agcc.sdtw.kernel` (``kernel`` chooses). :func:`agcc.sdtw.reference.fit_tslearn` runs
+compiled kernel of :mod:`agcc.sdtw.compiled`, on CUDA from the fused Triton kernels of
+:mod:`agcc.sdtw.fused` (or, without Triton, the torch wavefront of :mod:`agcc.sdtw.kernel`;
+``kernel`` chooses). :func:`agcc.sdtw.reference.fit_tslearn` runs
 the reference.
 """
 
@@ -23,6 +24,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 import agcc.sdtw.compiled as compiled
+import agcc.sdtw.fused as fused
 from agcc.sdtw.barycentre import _Series, update_barycenters, update_barycenters_compiled
 from agcc.sdtw.kernel import _check_gamma, _pairs_per_batch, _Workspace, soft_dtw_cross
 from agcc.sdtw.series import ArrayLike, _strip_padding, as_padded_dataset, resample
@@ -36,8 +38,12 @@ _FLOATS = (torch.float32, torch.float64)
 DEFAULT_BATCH_MB = {"cpu": 64.0, "cuda": 4096.0}
 
 #: The soft-DTW kernels: "compiled" (numba, CPU only), "torch" (the batched wavefront, CPU or
-#: CUDA) and "auto" (compiled on CPU, torch on CUDA).
-KERNELS = ("auto", "compiled", "torch")
+#: CUDA), "fused" (Triton, one launch per pass; CUDA float32) and "auto" (compiled on CPU,
+#: fused on CUDA when Triton is importable, else torch).
+KERNELS = ("auto", "compiled", "torch", "fused")
+
+#: The torch-path kernel choice of :func:`agcc.sdtw.fused.wanted` for each ``kernel``.
+_TORCH_PATH = {"auto": "auto", "compiled": "wavefront", "torch": "wavefront", "fused": "fused"}
 
 
 @contextmanager
@@ -71,6 +77,21 @@ class _Grouped:
 
     blocks: compiled.Blocks
     cluster: np.ndarray
+
+
+@dataclass
+class PreparedSeries:
+    """A dataset made ready once for several fits of the same settings (the elbow sweep).
+
+    Holds the series shifted, sorted and on the device (packed for the compiled kernel), and
+    the k-means++ potentials computed so far by series row: fits with the same
+    ``random_state`` draw the same first seeds and many of the same candidates, whose soft-DTW
+    to every series is then computed once for the whole sweep.
+    """
+
+    data: _Series  # its ``potentials`` fill up as fits use them
+    shift: np.ndarray  # (D,) the mean training frame subtracted from every series
+    settings: tuple  # what the preparation depends on: device, dtype, gamma, kernel path
 
 
 @dataclass(frozen=True)
@@ -113,9 +134,11 @@ class SoftDTWKMeans:
             may be padded with trailing all-NaN rows (resampled to T_c like tslearn does).
         random_state: seed of the k-means++ draws.
         device, dtype: where and in which precision to compute (float32 by default).
-        kernel: "auto" (default: the compiled kernel on CPU, torch on CUDA), "compiled"
-            (:mod:`agcc.sdtw.compiled`, numba, CPU only) or "torch" (the batched wavefront of
-            :mod:`agcc.sdtw.kernel`). Both compute the same objective; they differ in rounding.
+        kernel: "auto" (default: the compiled kernel on CPU; on CUDA the fused kernel when
+            Triton is importable and the dtype is float32, else torch), "compiled"
+            (:mod:`agcc.sdtw.compiled`, numba, CPU only), "torch" (the batched wavefront of
+            :mod:`agcc.sdtw.kernel`) or "fused" (:mod:`agcc.sdtw.fused`, Triton). All compute the
+            same objective; they differ in rounding.
         batch_mb: memory per batch of series-centroid pairs of the torch kernel, in MB
             (default by device type: ``DEFAULT_BATCH_MB``).
         n_threads: threads while fitting or predicting (torch intra-op threads and the compiled
@@ -179,9 +202,34 @@ class SoftDTWKMeans:
 
     # -- public API ---------------------------------------------------------------------------
 
-    def fit(self, X: ArrayLike) -> SoftDTWKMeans:
-        """Cluster X: a sequence of (T_i, D) arrays or a NaN-padded (n, T, D) array."""
+    def prepare(self, X: ArrayLike) -> PreparedSeries:
+        """X made ready for :meth:`fit` by any model of the same device, dtype, gamma and
+        kernel (whatever its k): the elbow sweep prepares once and shares the k-means++ work."""
         data, shift = self._prepare(X)
+        return PreparedSeries(data, shift, self._settings)
+
+    @property
+    def _settings(self) -> tuple:
+        """The settings a :class:`PreparedSeries` must have been made with."""
+        return (self._device, self.dtype, self.gamma, self._use_compiled)
+
+    def _prepared(self, X: ArrayLike | PreparedSeries) -> PreparedSeries:
+        """X prepared (checked against this model's settings), or prepared now."""
+        if not isinstance(X, PreparedSeries):
+            return self.prepare(X)
+        if X.settings != self._settings:
+            raise ValueError(
+                f"series prepared for {X.settings} cannot be fitted with {self._settings} "
+                "(device, dtype, gamma, compiled kernel)"
+            )
+        self._check_params(len(X.data.lengths), X.data.values.shape[2])
+        return X
+
+    def fit(self, X: ArrayLike | PreparedSeries) -> SoftDTWKMeans:
+        """Cluster X: a sequence of (T_i, D) arrays, a NaN-padded (n, T, D) array, or series
+        from :meth:`prepare`."""
+        prepared = self._prepared(X)
+        data, shift = prepared.data, prepared.shift
         rng = np.random.default_rng(self.random_state)
         n_init = 1 if isinstance(self.init, np.ndarray) else self.n_init
         results = []
@@ -204,9 +252,10 @@ class SoftDTWKMeans:
         self.n_iter_ = best.n_iter
         return self
 
-    def init_centers(self, X: ArrayLike) -> np.ndarray:
+    def init_centers(self, X: ArrayLike | PreparedSeries) -> np.ndarray:
         """The centroids (k, T_c, D) from which the first initialisation of ``fit(X)`` starts."""
-        data, shift = self._prepare(X)
+        prepared = self._prepared(X)
+        data, shift = prepared.data, prepared.shift
         with _threads(self.n_threads, self._use_compiled):
             centers = self._initial_centers(data, np.random.default_rng(self.random_state), shift)
         return centers.double().cpu().numpy() + shift
@@ -253,6 +302,8 @@ class SoftDTWKMeans:
                 f"the compiled kernel runs float32/float64 on the CPU, got {self.dtype} on "
                 f"{self._device}"
             )
+        if self.kernel == "fused":  # Triton, float32 and a device it runs on, or a ValueError
+            fused.wanted("fused", torch.empty(0, dtype=self.dtype, device=self._device))
         for name in ("max_iter", "n_init", "max_iter_barycenter", "batch_mb", "n_threads"):
             value = self._batch_mb if name == "batch_mb" else getattr(self, name)
             if value is not None and value < 1:
@@ -327,11 +378,16 @@ class SoftDTWKMeans:
         return picks
 
     def _potential(self, data: _Series, rows: list[int]) -> Tensor:
-        """max(sdtw, 0)^2 (n, len(rows)) of every series to the series ``rows``."""
-        idx = torch.as_tensor(rows, device=self._device)
-        seeds = data.values[idx, : int(data.lengths[idx].max())]
-        dist = self._cross(data, seeds, data.lengths[idx])
-        return dist.clamp_min(0) ** 2
+        """max(sdtw, 0)^2 (n, len(rows)) of every series to the series ``rows``, each row's
+        column computed once per prepared dataset."""
+        cache = data.potentials
+        missing = [row for row in dict.fromkeys(rows) if row not in cache]
+        if missing:
+            idx = torch.as_tensor(missing, device=self._device)
+            seeds = data.values[idx, : int(data.lengths[idx].max())]
+            dist = self._cross(data, seeds, data.lengths[idx])
+            cache.update(zip(missing, (dist.clamp_min(0) ** 2).unbind(1), strict=True))
+        return torch.stack([cache[row] for row in rows], 1)
 
     def _cross(self, data: _Series, y: Tensor, y_len: Tensor | None) -> Tensor:
         """Soft-DTW (n, C) of the series of ``data`` to series y (C, M, D) of lengths y_len."""
@@ -341,7 +397,8 @@ class SoftDTWKMeans:
             return torch.from_numpy(dist)
         x, x_len = data.values, data.lengths
         pairs = _pairs_per_batch(self._batch_mb, x.element_size(), y.shape[1], x.shape[1])
-        return soft_dtw_cross(x, y, self.gamma, x_len, y_len, pairs)
+        kernel = _TORCH_PATH[self.kernel]
+        return soft_dtw_cross(x, y, self.gamma, x_len, y_len, pairs, kernel)
 
     def _fit_one(self, data: _Series, centers: Tensor) -> ClusteringResult:
         """Lloyd iterations from ``centers`` until the inertia settles or max_iter is reached."""
@@ -445,4 +502,5 @@ class SoftDTWKMeans:
             self.max_iter_barycenter,
             self.tol_barycenter,
             workspace,
+            _TORCH_PATH[self.kernel],
         )
