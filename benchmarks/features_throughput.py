@@ -4,8 +4,8 @@ Writes seeded synthetic utterances (1.5-4 s, voiced-like tones plus noise, half 
 half at 44,100 Hz, 16-bit WAV), saves a randomly initialised wav2vec2-base-sized model
 (``Wav2Vec2Config()`` defaults, no download; its feature extractor has no attention mask, like
 facebook/wav2vec2-base) or the tiny 2-layer test model, and loads it through the stage's
-``HFEncoder``. Both timings use the same length-sorted batches
-(``agcc.encoders.make_batches``):
+``HFEncoder``. Both timings use the same length-sorted batches, cut by the stage's rule
+(``agcc.encoders.encoder_batches``):
 
 - bare: the model forward pass alone (``HFEncoder.forward`` under ``torch.inference_mode``) on
   inputs prepared beforehand;
@@ -26,9 +26,26 @@ everything else (the overhead), and bare / (bare + overhead) is the ratio it imp
     python benchmarks/features_throughput.py --device cuda --n 400
     python benchmarks/features_throughput.py --device cuda --n 400 --dtype bfloat16
 
+Batch statistics are printed next to the throughput, for the stage's rule, for the rule before
+it (every utterance >= 90 % of its batch's longest, also for batch-invariant encoders) and for
+the 1 % rule (every utterance >= 99 % of its batch's longest, which models whose frames feel the
+padding get): number of batches, mean and smallest seconds of audio per batch, and the padding
+share. The base-sized model is group-normalised and its feature extractor returns no attention
+mask, like facebook/wav2vec2-base; the stage makes it batch-invariant (``MaskedGroupNorm`` in
+its first CNN layer, and the attention mask built from the lengths), so its batches fill to
+``--batch-seconds`` (before that it had the 1 % rule's batches, which fill only as far as the
+corpus is dense in durations). ``--mask`` gives it the layer-norm variant with an attention mask
+instead. ``--compare-rules`` also times the bare forward pass on the old rule's and the 1 %
+rule's batches.
+
+    python benchmarks/features_throughput.py --batch-seconds 240 --compare-rules
+
 A third timing, the plain forward pass on ``--plain-batch`` random clips of 4 s (the model's
 speed with large batches, no corpus), is the reference for the GPU goal of >= 8,000 s of audio
-per s on an H200-class card (128 x 4 s, TF32: ``--device cuda --plain-batch 128``).
+per s on an H200-class card (128 x 4 s, TF32: ``--device cuda --plain-batch 128``). It runs the
+stock model without a mask; for a model that takes the mask the same clips are also timed as
+the stage feeds them (mask, and ``MaskedGroupNorm`` for a group-normalised CNN), which prices
+batch invariance.
 """
 
 from __future__ import annotations
@@ -46,8 +63,11 @@ import soundfile as sf
 import torch
 
 from agcc.encoders import (
+    MIN_FILL_UNMASKED,
     HFEncoder,
+    batch_stats,
     conv_output_length,
+    encoder_batches,
     extract,
     make_batches,
     probe,
@@ -78,9 +98,29 @@ def write_corpus(folder: Path, n: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def save_model(folder: Path, kind: str) -> Path:
-    """A randomly initialised wav2vec2-base-sized ("base") or 2-layer ("tiny") checkpoint."""
-    return save_random_wav2vec2(folder, kind, with_mask=kind != "base")
+def save_model(folder: Path, kind: str, mask: bool = False) -> Path:
+    """A randomly initialised wav2vec2-base-sized ("base") or 2-layer ("tiny") checkpoint; the
+    base one without an attention mask (like facebook/wav2vec2-base) unless ``mask``."""
+    return save_random_wav2vec2(folder, kind, with_mask=mask or kind != "base")
+
+
+def rule_batches(
+    encoder: HFEncoder, seconds: np.ndarray, batch_seconds: float
+) -> dict[str, list[np.ndarray]]:
+    """Batches by the stage's rule ("stage"), by the rule before it ("old": every utterance
+    >= min_fill x its batch's longest, for every encoder) and by the 1 % rule ("one_percent":
+    every utterance >= 99 % of its batch's longest, what models whose frames feel the padding
+    get, wav2vec2-base among them before MaskedGroupNorm)."""
+    return {
+        "stage": encoder_batches(seconds, batch_seconds, encoder),
+        "old": make_batches(seconds, batch_seconds, encoder.min_fill, per_item=True),
+        "one_percent": make_batches(seconds, batch_seconds, MIN_FILL_UNMASKED, per_item=True),
+    }
+
+
+def rounded_stats(seconds: np.ndarray, batches: list[np.ndarray]) -> dict:
+    """:func:`agcc.encoders.batch_stats`, rounded for the report."""
+    return {k: round(v, 4) for k, v in batch_stats(seconds, batches).items()}
 
 
 def time_bare(encoder: HFEncoder, inputs: list[dict[str, torch.Tensor]]) -> float:
@@ -125,12 +165,34 @@ def time_overhead(
         del encoder.forward  # back to the class's method
 
 
-def time_plain(encoder: HFEncoder, batch: int, repeats: int) -> float:
-    """Best seconds of one forward pass on ``batch`` random 4 s clips (no mask)."""
+def time_rule(
+    encoder: HFEncoder, waves: list[np.ndarray], batches: list[np.ndarray], repeats: int
+) -> float:
+    """Best seconds of the bare forward passes on another rule's batches (after a warm-up)."""
+    inputs = [encoder.inputs([waves[i] for i in b]) for b in batches]
+    time_bare(encoder, inputs)
+    return min(time_bare(encoder, inputs) for _ in range(repeats))
+
+
+def time_plain(encoder: HFEncoder, batch: int, repeats: int, stage: bool = False) -> float:
+    """Best seconds of one forward pass on ``batch`` random 4 s clips: the stock model without a
+    mask, or with ``stage`` the inputs the stage makes of them (normalised, with the mask where
+    the model takes one)."""
     x = torch.randn((batch, 4 * SAMPLE_RATE), generator=torch.Generator().manual_seed(0))
     inputs = {"input_values": x.to(encoder.device)}
+    if stage:
+        inputs = encoder.inputs(list(x.numpy()))
     time_bare(encoder, [inputs])  # warm-up
     return min(time_bare(encoder, [inputs]) for _ in range(repeats))
+
+
+def describe_model(encoder: HFEncoder) -> str:
+    """How the stage runs ``encoder``'s model, for the log."""
+    if encoder.group_norm is not None:
+        return "batch-invariant: masked group norm and attention mask"
+    if encoder.batch_invariant:
+        return "batch-invariant: layer norm and attention mask"
+    return "frames feel the padding: 1 % rule"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -144,6 +206,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=2, help="timings of each kind; best kept")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    parser.add_argument(
+        "--mask", action="store_true", help="base model: layer-norm variant with an attention mask"
+    )
+    parser.add_argument(
+        "--compare-rules", action="store_true", help="also time bare on the old rule's batches"
+    )
     parser.add_argument(
         "--plain-batch", type=int, default=4, help="clips of 4 s in the plain timing (0: skip)"
     )
@@ -159,21 +227,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run(args: argparse.Namespace, work: Path) -> dict:
     """Build data and model in ``work``, time both paths, return the report."""
     frame = write_corpus(work, args.n, args.seed)
-    model = str(save_model(work / "model", args.model))
+    model = str(save_model(work / "model", args.model, args.mask))
     encoder = HFEncoder(model, -1, torch.device(args.device), args.dtype)
     items = probe(frame, SkipReport("benchmark"))
-    batches = make_batches(
-        np.array([it.seconds for it in items]), args.batch_seconds, encoder.min_fill
-    )
+    seconds = np.array([it.seconds for it in items])
+    rules = rule_batches(encoder, seconds, args.batch_seconds)
+    batches = rules["stage"]
     waves = [read_audio(it.path) for it in items]
     inputs = [encoder.inputs([waves[i] for i in b]) for b in batches]
     audio_s = sum(len(w) for w in waves) / SAMPLE_RATE
     logger.info(
-        "%d utterances, %.1f s of audio, %d batches, %s model on %s",
+        "%d utterances, %.1f s of audio, %d batches, %s model (%s) on %s",
         len(items),
         audio_s,
         len(batches),
         args.model,
+        describe_model(encoder),
         args.device,
     )
     time_bare(encoder, inputs)  # warm-up: every batch shape once (kernel selection, caches)
@@ -194,13 +263,31 @@ def run(args: argparse.Namespace, work: Path) -> dict:
             over[-1],
         )
     best_bare, best_whole, overhead = min(bare), min(whole), min(over)
+    other = {
+        k: audio_s / time_rule(encoder, waves, rules[k], args.repeats)
+        for k in (("old", "one_percent") if args.compare_rules else ())
+    }
     plain = time_plain(encoder, args.plain_batch, args.repeats) if args.plain_batch else None
+    plain_stage = (
+        time_plain(encoder, args.plain_batch, args.repeats, stage=True)
+        if args.plain_batch and encoder.use_mask
+        else None
+    )
     return {
         "model": args.model,
+        "batch_invariant": encoder.batch_invariant,
+        "masked_group_norm": encoder.group_norm is not None,
         "device": args.device,
         "dtype": args.dtype,
+        "batch_seconds": args.batch_seconds,
+        "batches": {k: rounded_stats(seconds, b) for k, b in rules.items()},
+        "bare_throughput_old_rule": round(other["old"], 2) if other else None,
+        "bare_throughput_one_percent_rule": round(other["one_percent"], 2) if other else None,
         "plain_batch": args.plain_batch,
         "plain_throughput": round(args.plain_batch * 4.0 / plain, 2) if plain else None,
+        "plain_throughput_stage_inputs": (
+            round(args.plain_batch * 4.0 / plain_stage, 2) if plain_stage else None
+        ),
         "n_utts": len(items),
         "audio_seconds": round(audio_s, 2),
         "n_batches": len(batches),
@@ -231,11 +318,29 @@ def main(argv: list[str] | None = None) -> dict:
         f"non-forward work takes {report['overhead_seconds']:.2f} s: "
         f"bare / (bare + overhead) = {report['ratio_from_overhead']:.1%}"
     )
+    for rule, st in report["batches"].items():
+        print(
+            f"batches ({rule} rule): {st['n_batches']} of {st['mean_seconds']:.1f} s of audio on "
+            f"average ({st['mean_seconds'] / report['batch_seconds']:.1%} of batch_seconds "
+            f"{report['batch_seconds']:g}), min {st['min_seconds']:.1f} s, padding "
+            f"{st['padding_share']:.2%} (at most {st['max_item_padding']:.2%} of a batch's longest)"
+        )
+    if report["bare_throughput_old_rule"] is not None:
+        print(
+            f"bare forward on the old rule's batches: {report['bare_throughput_old_rule']:.1f} s "
+            f"of audio per s, on the 1 % rule's: {report['bare_throughput_one_percent_rule']:.1f}"
+            f" (stage's rule: {report['bare_throughput']:.1f})"
+        )
     if report["plain_throughput"] is not None:
         print(
             f"plain forward, {report['plain_batch']} x 4 s clips: "
             f"{report['plain_throughput']:.1f} s of audio per s   target on an H200-class GPU "
             "(128 clips, TF32): >= 8,000"
+        )
+    if report["plain_throughput_stage_inputs"] is not None:
+        print(
+            f"plain forward as the stage feeds it (mask, masked group norm where group-normalised):"
+            f" {report['plain_throughput_stage_inputs']:.1f} s of audio per s"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")

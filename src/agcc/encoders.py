@@ -34,17 +34,48 @@ resampled in DataLoader worker processes (:func:`read_batches`) while the GPU ru
 travelling through pinned memory; on CPU one thread reads the next batch. ``logmel`` always
 computes in float32.
 
-Batching: utterances are sorted by duration and cut into batches of at most
-``features.batch_seconds`` of padded audio whose shortest member is at least 90 % of the longest
-(:data:`MIN_FILL`), so little compute goes to padding. Models whose feature extractor returns an
-attention mask (e.g. wav2vec2-large-lv60, WavLM) get it, and their frames do not depend on the
-batch (to float precision). Models without one (wav2vec2-base, HuBERT-base: group-normalised CNN)
-are run, as transformers recommends, on zero-padded input without a mask, and the padding frames
-are cut; the padding still shifts the group-norm statistics and, through the 128-frame
-positional convolution and the attention, the other frames. Their batches are therefore kept
-within 1 % padding (:data:`MIN_FILL_UNMASKED`; on a corpus of thousands of clips length-sorted
-neighbours differ by milliseconds, so batches still fill): with a randomly initialised
-wav2vec2-base, 0.4 % padding changed frames by 0.3 % (relative L2) and 2 % by up to 3 %.
+Batching (:func:`make_batches`, :func:`encoder_batches`): utterances are sorted by duration
+and cut, longest first, into runs whose padded audio (size x longest) stays within
+``features.batch_seconds``; an utterance longer than that gets a batch of its own. How far a
+batch may mix lengths depends on whether the encoder's frames depend on the batch:
+
+- Batch-invariant encoders only waste compute on padding, so a batch is bounded by its share
+  of real audio: at least 90 % of its padded audio (:data:`MIN_FILL`; padded <= real / 0.9).
+  They are ``logmel`` (frames computed per utterance, bit-identical whatever the batching) and
+  the transformers models: layer-normalised CNNs (wav2vec2-large-lv60, WavLM-large) with the
+  attention mask their feature extractor asks for, and group-normalised ones (wav2vec2-base,
+  HuBERT-base, WavLM-base; below). Length-sorted neighbours differ by milliseconds, so batches
+  fill to ``batch_seconds``: on 2,000 durations drawn uniformly from 1.3-5 s (CREMA-D-like)
+  with ``batch_seconds`` 240, 28 batches of 224.7 s of audio on average (93.6 %; the fewest
+  possible is 27), 2.4 % padding; on 7,442 (CREMA-D's size) 99 batches of 236.1 s (98.4 %).
+  The rule before it bounded every utterance at >= 90 % of its batch's longest: 29 batches of
+  217.0 s (90.4 %); on a sparse corpus, 400 durations of 1.5-4 s (the throughput benchmark's
+  range), 67 % of 240 s against 47 %.
+- Group-normalised CNNs (``feat_extract_norm`` "group": the first conv layer's GroupNorm has
+  one group per channel and normalises it over time) feel the padding as transformers runs
+  them: zero-padded without a mask (their feature extractors return none), the padding shifts
+  the group-norm statistics and, through the 128-frame positional convolution and the
+  attention, the other frames (a random wav2vec2-base: a 0.5 s utterance batched with a 3 s
+  one changed by 88 %, relative L2); a mask reaches the attention but not those statistics
+  (still 53 %). So :class:`HFEncoder` puts a :class:`MaskedGroupNorm` in place of that GroupNorm
+  when it loads the model (:func:`swap_group_norm`; same weights), which normalises each
+  utterance's own first-layer frames, floor((n - 400) / 5) + 1 for wav2vec2-base, by
+  themselves, and always passes the attention mask (built from the lengths), so that the
+  positional convolution and the attention ignore the padding too. Frames past an utterance's
+  end only reach frames that are cut. Batched frames then equal one-by-one frames to float
+  precision: <= 1.3e-6 (relative L2) on the random wav2vec2-base, <= 7e-7 on tiny Wav2Vec2,
+  HuBERT and WavLM models, at up to 99 % padding (``tests/unit/test_feature_batches.py``).
+- A model whose frames still feel the padding (a layer-normalised CNN whose feature extractor
+  returns no mask, or a group-normalised one of an unexpected structure, which is logged) keeps
+  every utterance >= 99 % of its batch's longest (:data:`MIN_FILL_UNMASKED`, <= 1 % padding
+  each): correctness beats speed. The greedy cut gives the fewest batches this bound allows (a
+  test compares it with a dynamic programme), so their fill is set by how dense the corpus is
+  in durations: 49.9 s of audio per batch on the 2,000 durations above (21 % of 240 s), 155 s
+  (65 %) on 7,442, 14.5 s (6 %) on the 400 of 1.5-4 s; wav2vec2-base had these batches before
+  :class:`MaskedGroupNorm`.
+
+:func:`extract` logs the batch statistics (:func:`batch_stats`); the throughput benchmark prints
+them next to the throughput.
 """
 
 from __future__ import annotations
@@ -76,9 +107,12 @@ log = logging.getLogger(__name__)
 
 N_FFT = 512
 LOG_FLOOR = 1e-6
-#: A batch's shortest utterance is at least this share of its longest ...
+#: Batch-invariant encoders: a batch's real audio is at least this share of its padded audio
+#: (size x longest), a bound on compute spent on padding (their frames do not feel it) ...
 MIN_FILL = 0.9
-#: ... and 99 % for models run without an attention mask, whose frames feel the padding.
+#: ... and models whose frames feel the padding (no attention mask, or a group-normalised CNN
+#: of an unexpected structure): every utterance is at least this share of its batch's longest
+#: (<= ~1 % padding each, a bound on correctness).
 MIN_FILL_UNMASKED = 0.99
 
 
@@ -134,6 +168,7 @@ class LogMelEncoder:
     name = "logmel"
     n_layers = 1
     min_fill = MIN_FILL
+    batch_invariant = True  # frames per utterance: the same whatever the batch
 
     def __init__(self, n_mels: int, device: torch.device, all_layers: bool = False) -> None:
         """Build the window and mel matrix on ``device``; ``all_layers`` gives (F, 1, n_mels)."""
@@ -199,6 +234,78 @@ def conv_output_length(n_samples: torch.Tensor, kernels: list[int], strides: lis
     return n_samples
 
 
+class MaskedGroupNorm(torch.nn.Module):
+    """:class:`torch.nn.GroupNorm` whose statistics run over each utterance's own frames.
+
+    Wraps (and shares the parameters of) the group norm of a wav2vec2-style CNN's first layer,
+    which normalises each channel group over time. With :attr:`lengths` set (the frames of each
+    utterance of the current batch), utterance i's first lengths[i] frames are normalised by
+    the wrapped module's own function on those frames alone, so they come out as if the
+    utterance were encoded by itself, whatever padding follows; the frames after them are set to
+    0 (in the CNN they only reach frames past the utterance's end, which the attention mask
+    hides and the encoder cuts). Without lengths it is the wrapped module; with no padding
+    (every length = T) it computes the same.
+    """
+
+    def __init__(self, norm: torch.nn.GroupNorm) -> None:
+        """Wrap ``norm``; :attr:`lengths` starts unset."""
+        super().__init__()
+        self.norm = norm
+        self.lengths: list[int] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised ``x`` (B, C, T): one group norm per utterance over its own frames."""
+        if self.lengths is None:
+            return self.norm(x)
+        if len(self.lengths) != len(x):
+            raise ValueError(f"{len(self.lengths)} lengths for a batch of {len(x)}")
+        norm, out = self.norm, None
+        for i, n in enumerate(self.lengths):
+            n = min(int(n), x.shape[-1])
+            y = torch.nn.functional.group_norm(
+                x[i : i + 1, :, :n], norm.num_groups, norm.weight, norm.bias, norm.eps
+            )
+            if out is None:  # the dtype group_norm gives (float32 under CUDA autocast)
+                out = y.new_empty(x.shape)
+            out[i, :, :n] = y[0]
+            if n < x.shape[-1]:
+                out[i, :, n:] = 0
+        return out
+
+
+#: Normalisations over time: besides the first layer's group norm none may sit in the CNN.
+_OVER_TIME = (
+    torch.nn.GroupNorm,
+    torch.nn.modules.batchnorm._BatchNorm,
+    torch.nn.modules.instancenorm._InstanceNorm,
+)
+
+
+def swap_group_norm(model: torch.nn.Module) -> MaskedGroupNorm | None:
+    """Put a :class:`MaskedGroupNorm` in place of the group norm of ``model``'s first CNN layer.
+
+    Expects the transformers Wav2Vec2 / HuBERT / WavLM structure: ``feature_extractor.
+    conv_layers[0]`` with a ``conv`` Conv1d and a ``layer_norm`` GroupNorm, and no other
+    normalisation over time in the CNN. Returns the new module (the model now holds it), or None
+    where the structure differs (the model is left as it was).
+    """
+    layers = getattr(getattr(model, "feature_extractor", None), "conv_layers", None)
+    if layers is None or len(layers) == 0:
+        return None
+    first = layers[0]
+    norm = getattr(first, "layer_norm", None)
+    over_time = [m for m in model.feature_extractor.modules() if isinstance(m, _OVER_TIME)]
+    if not (
+        isinstance(norm, torch.nn.GroupNorm)
+        and isinstance(getattr(first, "conv", None), torch.nn.Conv1d)
+        and over_time == [norm]
+    ):
+        return None
+    masked = MaskedGroupNorm(norm)
+    first.layer_norm = masked
+    return masked
+
+
 class HFEncoder:
     """A frozen transformers speech encoder (Wav2Vec2, HuBERT, WavLM) returning hidden states."""
 
@@ -235,12 +342,43 @@ class HFEncoder:
         self.n_layers = int(cfg.num_hidden_layers) + 1  # len(hidden_states)
         self.dim = int(cfg.hidden_size)
         self.layer = check_layer(layer, self.n_layers)
-        self.use_mask = bool(getattr(self.extractor, "return_attention_mask", False))
-        self.min_fill = MIN_FILL if self.use_mask else MIN_FILL_UNMASKED
         self.kernels, self.strides = list(cfg.conv_kernel), list(cfg.conv_stride)
+        self._batching_rule(model_name)
+
+    def _batching_rule(self, model_name: str) -> None:
+        """Set ``group_norm``, ``use_mask``, ``batch_invariant`` and ``min_fill``.
+
+        A group-normalised CNN gets a :class:`MaskedGroupNorm` (its statistics over each
+        utterance's own frames) and the attention mask, which makes its frames batch-invariant;
+        a layer-normalised one is batch-invariant with the mask its feature extractor asks for.
+        Otherwise (no mask, or a CNN of another structure) frames feel the padding: 1 % rule.
+        """
+        extractor_mask = bool(getattr(self.extractor, "return_attention_mask", False))
+        group = getattr(self.model.config, "feat_extract_norm", "group") == "group"
+        self.group_norm = swap_group_norm(self.model) if group else None
+        if group and self.group_norm is None:
+            log.warning(
+                "features.model %r: group-normalised CNN of an unexpected structure (no "
+                "feature_extractor.conv_layers[0].layer_norm GroupNorm, or another norm over "
+                "time); its frames feel the padding, so batches keep every utterance within "
+                "%.0f %% padding",
+                model_name,
+                100 * (1 - MIN_FILL_UNMASKED),
+            )
+        self.use_mask = extractor_mask or self.group_norm is not None
+        self.batch_invariant = self.use_mask and (not group or self.group_norm is not None)
+        self.min_fill = MIN_FILL if self.batch_invariant else MIN_FILL_UNMASKED
+
+    def first_layer_frames(self, attention_mask: torch.Tensor) -> list[int]:
+        """Frames of the first CNN layer per utterance, floor((n - k0) / s0) + 1 (at least 1),
+        from the sample mask (B, L)."""
+        n = attention_mask.sum(-1).tolist()
+        k, s = self.kernels[0], self.strides[0]
+        return [max(1, (int(m) - k) // s + 1) for m in n]
 
     def inputs(self, waves: list[np.ndarray]) -> dict[str, torch.Tensor]:
-        """Waveforms normalised one by one by the feature extractor, zero-padded (B, L) [+ mask]."""
+        """Waveforms normalised one by one by the feature extractor, zero-padded (B, L), and
+        where the model takes one the attention mask (B, L), built from the lengths."""
         normed = [
             self.extractor(w, sampling_rate=SAMPLE_RATE, return_tensors="np")["input_values"][0]
             for w in waves
@@ -256,11 +394,22 @@ class HFEncoder:
         return out
 
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
-        """Selected hidden states (B, F, D), or all of them (B, F, L, D)."""
-        with torch.autocast(
-            self.device.type, dtype=torch.bfloat16, enabled=self.autocast is not None
-        ):
-            hidden = self.model(**inputs, output_hidden_states=True).hidden_states
+        """Selected hidden states (B, F, D), or all of them (B, F, L, D).
+
+        With an ``attention_mask`` a group-normalised CNN's first-layer statistics run over each
+        utterance's own frames (:class:`MaskedGroupNorm`); without one it is the stock model.
+        """
+        mask = inputs.get("attention_mask")
+        if self.group_norm is not None and mask is not None:
+            self.group_norm.lengths = self.first_layer_frames(mask)
+        try:
+            with torch.autocast(
+                self.device.type, dtype=torch.bfloat16, enabled=self.autocast is not None
+            ):
+                hidden = self.model(**inputs, output_hidden_states=True).hidden_states
+        finally:
+            if self.group_norm is not None:
+                self.group_norm.lengths = None  # only for this batch
         if self.layer == "all":
             return torch.stack(hidden, dim=2)  # (B, F, L, D)
         return hidden[self.layer]  # (B, F, D)
@@ -313,6 +462,7 @@ class Encoder(Protocol):
     dim: int
     n_layers: int
     min_fill: float
+    batch_invariant: bool
 
     def __call__(self, waves: list[np.ndarray]) -> list[np.ndarray]:
         """Frames of each wave on the 50 frames/s grid."""
@@ -328,26 +478,90 @@ def build_encoder(fp: FeatureParams) -> Encoder:
 
 
 def make_batches(
-    seconds: np.ndarray, batch_seconds: float, min_fill: float = MIN_FILL
+    seconds: np.ndarray, batch_seconds: float, min_fill: float = MIN_FILL, per_item: bool = False
 ) -> list[np.ndarray]:
     """Indices of utterances grouped by length, longest first.
 
-    Sorted by duration (ties by index); a batch grows while its padded audio (size x longest)
-    stays within ``batch_seconds`` and its shortest member is >= min_fill x its longest; a
-    longer utterance gets a batch of its own.
+    Sorted by duration (ties by index), a batch grows while its padded audio (size x longest)
+    stays within ``batch_seconds`` and, by default (batch-invariant encoders), its real audio
+    stays >= ``min_fill`` x its padded audio; with ``per_item`` (models without an attention
+    mask) while each member is >= ``min_fill`` x the batch's longest instead. A longer utterance
+    gets a batch of its own. Either bound only tightens as shorter members join, so the greedy
+    cut fills each batch as far as its bound allows; with ``per_item`` every run inside an
+    allowed batch is allowed too, so it also gives the fewest batches (the fullest on average).
     """
-    order = np.argsort(-np.asarray(seconds, dtype=np.float64), kind="stable")
-    batches, current = [], []
+    seconds = np.asarray(seconds, dtype=np.float64)
+    order = np.argsort(-seconds, kind="stable")
+    batches, current, real = [], [], 0.0
     for i in order:
-        longest = seconds[current[0]] if current else seconds[i]
-        fits = (len(current) + 1) * longest <= batch_seconds
-        if current and (not fits or seconds[i] < min_fill * longest):
-            batches.append(np.array(current))
-            current = []
+        if current:
+            longest = seconds[current[0]]
+            padded = (len(current) + 1) * longest  # with utterance i
+            if per_item:
+                filled = seconds[i] >= min_fill * longest
+            else:
+                filled = real + seconds[i] >= min_fill * padded
+            if padded > batch_seconds or not filled:
+                batches.append(np.array(current))
+                current, real = [], 0.0
         current.append(int(i))
+        real += seconds[i]
     if current:
         batches.append(np.array(current))
     return batches
+
+
+def encoder_batches(
+    seconds: np.ndarray, batch_seconds: float, encoder: Encoder
+) -> list[np.ndarray]:
+    """:func:`make_batches` with ``encoder``'s rule: the batch-level fill bound if its frames do
+    not depend on the batch, the per-utterance padding bound if they do."""
+    per_item = not getattr(encoder, "batch_invariant", False)
+    return make_batches(seconds, batch_seconds, encoder.min_fill, per_item=per_item)
+
+
+def batch_stats(seconds: np.ndarray, batches: list[np.ndarray]) -> dict[str, Any]:
+    """How full ``batches`` are: their number, real audio seconds per batch (mean, min), padded
+    audio seconds (size x longest) per batch (mean), padding share of all padded audio, and the
+    largest padding share of one utterance ((longest - own) / longest)."""
+    seconds = np.asarray(seconds, dtype=np.float64)
+    if not batches:
+        return {k: 0 if k == "n_batches" else 0.0 for k in BATCH_STATS}
+    real = np.array([seconds[b].sum() for b in batches])
+    padded = np.array([len(b) * seconds[b].max() for b in batches])
+    values = (
+        len(batches),
+        real.mean(),
+        real.min(),
+        padded.mean(),
+        1.0 - real.sum() / padded.sum(),
+        max(1.0 - seconds[b].min() / seconds[b].max() for b in batches),
+    )
+    return {
+        k: v if k == "n_batches" else float(v) for k, v in zip(BATCH_STATS, values, strict=True)
+    }
+
+
+def describe_batches(seconds: np.ndarray, batches: list[np.ndarray], batch_seconds: float) -> str:
+    """One line on how full ``batches`` are (:func:`batch_stats`) against ``batch_seconds``."""
+    st = batch_stats(seconds, batches)
+    return (
+        f"{st['n_batches']} batches, {st['mean_seconds']:.1f} s of audio each on average "
+        f"({st['mean_seconds'] / batch_seconds:.1%} of batch_seconds {batch_seconds:g}; "
+        f"min {st['min_seconds']:.1f} s), padding {st['padding_share']:.2%} of the padded audio "
+        f"(at most {st['max_item_padding']:.2%} of one batch's longest)"
+    )
+
+
+#: The keys of :func:`batch_stats`.
+BATCH_STATS = (
+    "n_batches",
+    "mean_seconds",
+    "min_seconds",
+    "mean_padded_seconds",
+    "padding_share",
+    "max_item_padding",
+)
 
 
 @dataclass(frozen=True)
@@ -478,7 +692,9 @@ def extract(
 ) -> Stats:
     """Encode every item in length-sorted batches and append the frames to ``writer``."""
     stats, t0 = Stats(), time.perf_counter()
-    batches = make_batches(np.array([it.seconds for it in items]), batch_seconds, encoder.min_fill)
+    seconds = np.array([it.seconds for it in items])
+    batches = encoder_batches(seconds, batch_seconds, encoder)
+    log.info("features (%s): %s", encoder.name, describe_batches(seconds, batches, batch_seconds))
     with tqdm(total=len(items), desc=f"features ({encoder.name})", unit="utt") as bar:
         workers = loader_workers(getattr(encoder, "device", torch.device("cpu")))
         for size, ids, waves in read_batches(items, batches, skips, workers):
@@ -495,30 +711,35 @@ def extract(
     return stats
 
 
+#: Sizes of the tiny random test model (2 layers of width 32, 50 frames/s); the same keys fit
+#: HubertConfig and WavLMConfig.
+TINY_WAV2VEC2: dict[str, Any] = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 37,
+    "conv_dim": (32, 32, 32, 32),
+    "conv_stride": (5, 4, 4, 4),
+    "conv_kernel": (10, 3, 3, 2),
+    "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 2,
+}
+
+
 def save_random_wav2vec2(folder: Path, size: str = "tiny", with_mask: bool = True) -> Path:
     """Save a randomly initialised Wav2Vec2 checkpoint at 50 frames/s (strides 5*4*4*4 = 320).
 
     Offline stand-in for a hub checkpoint in smoke tests and throughput benchmarks: ``tiny`` is
     2 layers of width 32; ``base`` has wav2vec2-base's sizes (``Wav2Vec2Config()`` defaults).
-    ``with_mask`` gives a feature extractor with an attention mask (layer-norm variant).
+    ``with_mask`` gives a feature extractor with an attention mask and a layer-normalised CNN;
+    without it the CNN is group-normalised and the extractor has no mask (like wav2vec2-base).
     """
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
     torch.manual_seed(0)
-    tiny = {
-        "hidden_size": 32,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "intermediate_size": 37,
-        "conv_dim": (32, 32, 32, 32),
-        "conv_stride": (5, 4, 4, 4),
-        "conv_kernel": (10, 3, 3, 2),
-        "num_conv_pos_embeddings": 16,
-        "num_conv_pos_embedding_groups": 2,
-    }
     norm = {"feat_extract_norm": "layer" if with_mask else "group"}
     config = Wav2Vec2Config(
-        **(tiny if size == "tiny" else {}), **norm, do_stable_layer_norm=with_mask
+        **(TINY_WAV2VEC2 if size == "tiny" else {}), **norm, do_stable_layer_norm=with_mask
     )
     Wav2Vec2Model(config).save_pretrained(folder)
     Wav2Vec2FeatureExtractor(return_attention_mask=with_mask).save_pretrained(folder)

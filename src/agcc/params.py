@@ -328,6 +328,13 @@ class TrainParams(Section):
     # dedicated one-vs-rest models, one per emotion of base.emotions, beside the 4-class one
     binary_models: bool = False
     workers: int = Field(1, ge=1)  # training processes at once; results do not depend on it
+    # what runs the grid: local = a pool of `workers` processes; ray = one Ray task per model
+    # (docs/scaling.md "The training grid on Ray"); results do not depend on it
+    engine: Literal["local", "ray"] = "local"
+    # engine ray: null = a private local Ray instance (`workers` CPUs; on CUDA every visible GPU);
+    # "auto" (the cluster `ray start` made on this machine) or "ray://<head>:10001" = join it
+    ray_address: str | None = None
+    gpus_per_run: float = Field(1.0, gt=0, le=1)  # engine ray on CUDA: GPU share of one model
     source_only: SourceOnlyParams = SourceOnlyParams()
     pa_cc: PaccParams = PaccParams()
     hard_ag: HardAgParams = HardAgParams()
@@ -371,6 +378,26 @@ class TrainParams(Section):
             )
         if len(set(self.methods)) != len(self.methods):
             raise ValueError(f"train.methods has duplicates: {list(self.methods)}")
+        return self
+
+    @field_validator("ray_address")
+    @classmethod
+    def _ray_address(cls, v: str | None) -> str | None:
+        host, _, port = (v or "").removeprefix("ray://").rpartition(":")
+        if v is not None and v != "auto" and not (host and port.isdigit() and " " not in v):
+            raise ValueError(
+                f"{v!r} is no Ray address: use null (a private local Ray instance), auto (the "
+                "cluster `ray start` made on this machine), ray://<head>:10001 or <head>:6379"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _ray_picks_the_gpu(self) -> TrainParams:
+        if self.engine == "ray" and self.device.startswith("cuda:"):
+            raise ValueError(
+                f"train.device: {self.device} with train.engine: ray: Ray gives each run its own "
+                "GPU (train.gpus_per_run), which the run sees as 'cuda'; use device cuda or auto"
+            )
         return self
 
     def hyper(self, method: str) -> MethodParams:

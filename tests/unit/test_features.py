@@ -158,7 +158,7 @@ def test_make_batches_by_hand() -> None:
 
 def test_make_batches_respects_budget_and_fill() -> None:
     seconds = np.random.default_rng(0).uniform(1.0, 6.0, 300)
-    batches = make_batches(seconds, batch_seconds=20.0, min_fill=0.95)
+    batches = make_batches(seconds, batch_seconds=20.0, min_fill=0.95, per_item=True)
     assert sorted(np.concatenate(batches).tolist()) == list(range(300))
     for b in batches:
         longest = seconds[b].max()
@@ -302,14 +302,21 @@ def test_layer_out_of_range_is_an_error(tiny_model: Path) -> None:
 
 
 @pytest.mark.slow
-def test_unmasked_model_pads_without_mask_and_keeps_the_longest_exact(
+def test_group_norm_model_without_extractor_mask_gets_one_and_is_batch_invariant(
     tmp_path: Path, waves: list[np.ndarray]
 ) -> None:
+    # Before, a group-normalised model whose feature extractor has no mask (wav2vec2-base) ran
+    # on zero padding without a mask, so only the longest of a batch matched its frames alone.
+    # Now its first-layer group norm takes each utterance's statistics over its own frames and
+    # the mask (built from the lengths) reaches the attention: every utterance matches.
     enc = HFEncoder(str(save_tiny_wav2vec2(tmp_path / "group", with_mask=False)), -1, CPU)
-    assert not enc.use_mask and enc.min_fill == 0.99
-    assert "attention_mask" not in enc.inputs(waves[:2])
-    longest = enc(waves[:2])[1]  # waves[1] is the longest: no padding, same as alone
-    assert np.abs(longest - enc([waves[1]])[0]).max() < 1e-4
+    assert not enc.extractor.return_attention_mask
+    assert enc.use_mask and enc.min_fill == 0.9 and enc.batch_invariant
+    inputs = enc.inputs(waves[:2])
+    assert inputs["attention_mask"].sum(-1).tolist() == [len(w) for w in waves[:2]]
+    for w, b in zip(waves, enc(waves), strict=True):
+        (one,) = enc([w])
+        assert b.shape == one.shape and np.abs(b - one).max() < 1e-4
 
 
 @pytest.mark.slow

@@ -144,8 +144,9 @@ def test_each_train_stage_tracks_its_own_method_section_and_no_other() -> None:
     methods = load_params(REPO / "params.yaml").train.methods
     assert set(methods) == set(METHOD_SECTIONS)
     assert "train" not in stages  # one stage per method, no grid stage
-    # train.workers changes how many models train at once, never an output (a test checks it)
-    untracked = {"workers"}
+    # train.workers changes how many models train at once and train.engine (ray_address,
+    # gpus_per_run) what runs them, never an output (tests check both)
+    untracked = {"workers", "engine", "ray_address", "gpus_per_run"}
     shared = {
         f"train.{f}"
         for f in TrainParams.model_fields

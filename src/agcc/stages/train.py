@@ -42,6 +42,7 @@ import dataclasses
 import logging
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -58,7 +59,7 @@ from agcc.io.cluster_model import load_model
 from agcc.io.corpus import Inputs, load_directions
 from agcc.io.predictions import ORACLE_SUFFIX, write_predictions
 from agcc.models import SERConfig, SERModel
-from agcc.parallel import pool_map
+from agcc.parallel import pool_map, ray_map
 from agcc.params import BaseParams, TrainParams
 from agcc.skips import SkipReport
 from agcc.stats import confusion_matrix, uar
@@ -381,19 +382,43 @@ def _train_task(spec: RunSpec) -> tuple[RunSpec, Trained | str]:
         return spec, traceback.format_exc()
 
 
+def _lost_task(spec: RunSpec, message: str) -> tuple[RunSpec, str]:
+    """A Ray task that failed outside :func:`_train_task` (its process died): a failed run."""
+    return spec, message
+
+
+def _results(
+    specs: list[RunSpec], ctx: MethodContext, level: int
+) -> Iterator[tuple[RunSpec, Trained | str]]:
+    """Every run's result in spec order, from ``train.engine``: local processes or Ray tasks.
+
+    With Ray on CUDA each run takes ``train.gpus_per_run`` of a GPU, which it sees as "cuda";
+    a private instance gets every visible GPU. Outputs do not depend on the engine.
+    """
+    tp = ctx.tp
+    kw = {"initializer": _init_worker, "initargs": (ctx, level), "desc": "train runs"}
+    if tp.engine == "local":
+        return pool_map(_train_task, specs, tp.workers, unit="model", **kw)
+    cuda = ctx.device.type == "cuda"
+    return ray_map(
+        _train_task, specs, tp.workers, address=tp.ray_address,
+        gpus=torch.cuda.device_count() if cuda else 0,
+        gpus_per_task=tp.gpus_per_run if cuda else 0.0,
+        on_error=_lost_task, unit="model", **kw,
+    )  # fmt: skip
+
+
 def run_method(
     specs: list[RunSpec], ctx: MethodContext, stage: tracking.StageRun
 ) -> tuple[list[dict], list[str]]:
-    """Every model, ``train.workers`` at a time; each logged as a nested MLflow run in spec
-    order. A failed run is recorded (FAILED in runs.csv and MLflow) and the others go on."""
+    """Every model, ``train.workers`` at a time (or as Ray schedules them, ``train.engine``);
+    each logged as a nested MLflow run in spec order. A failed run is recorded (FAILED in
+    runs.csv and MLflow) and the others go on."""
     rows, failed = [], []
     for source in {s.source for s in specs}:  # computed once here, not in every worker
         ctx.input_stats(source)
     level = logging.getLogger("agcc").getEffectiveLevel()
-    for spec, out in pool_map(
-        _train_task, specs, ctx.tp.workers, initializer=_init_worker,
-        initargs=(ctx, level), desc="train runs", unit="model",
-    ):  # fmt: skip
+    for spec, out in _results(specs, ctx, level):
         params = asdict(spec) | {"train": ctx.tp.model_dump()}
         try:
             with stage.child(spec.name, params) as child:
@@ -507,7 +532,7 @@ def run(
     out_dir: Path,
 ) -> pd.DataFrame:
     """Train one method's models; write their outputs, runs.csv and metrics.json; return runs."""
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).absolute()  # where every run writes, Ray workers elsewhere too
     # an unknown or unlisted method: a ConfigError before any work
     specs = method_runs(tp, method, base.emotions)
     params = {
@@ -526,17 +551,19 @@ def run(
         skips_path=out_dir / "skips.csv",
         max_skip_share=base.max_skip_share,
     ) as st:
-        st.tags |= {"corpus": "", "method": method}  # nested runs inherit these tags
+        # nested runs inherit these tags; the engine is no DVC output (outputs do not depend on it)
+        st.tags |= {"corpus": "", "method": method, "engine": tp.engine}
         st.set_tags(st.tags)
         log.info("%s: loading features, manifests, segments and AG clusters", method)
         data, ag = load_inputs(inputs, tp, method, base, st.skips, common_threshold)
         ctx = build_context(method, data, ag, tp, base, out_dir)
         configure_threads(ctx.device, tp.workers)
         log.info(
-            "%s: training %d models on %s (%d process(es) of %d thread(s))",
+            "%s: training %d models on %s, engine %s (%d process(es) of %d thread(s))",
             method,
             len(specs),
             ctx.device,
+            tp.engine,
             min(tp.workers, len(specs)),
             torch.get_num_threads(),
         )
