@@ -121,10 +121,19 @@ def _store_lock(uri: str) -> Iterator[None]:
     if not uri.startswith("sqlite:///") or path in ("", ":memory:"):
         yield
         return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(f"{path}.lock"):
+        yield
+
+
+@contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """An exclusive advisory lock (``flock``) on the file ``path`` (created if missing) while
+    the block runs: processes of one machine, or of a filesystem that honours flock, take
+    turns."""
     import fcntl
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{path}.lock", "a") as fh:
+    with open(path, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield

@@ -223,24 +223,33 @@ def test_every_method_trains_both_directions_and_table2_has_every_row(pipeline: 
     assert 0.0 <= metrics["corp_a_to_corp_b.ag_cc.uar_4cat"] <= 100.0
 
 
+def train_grid(pipeline: Path, workers: int, engine: str = "local") -> tuple[Path, dict]:
+    """Train source_only and ag_cc with binary models on ``workers`` of ``engine``; return the
+    params and every CSV the train stages wrote (predictions, histories, runs.csv), skips.csv
+    aside."""
+    params = write_params(
+        pipeline,
+        methods=["source_only", "ag_cc"],
+        binary_models=True,
+        workers=workers,
+        frame_stride=2,
+        engine=engine,
+    )
+    _train_all(pipeline, params)
+    outputs = {
+        p.relative_to(pipeline): p.read_bytes()
+        for p in sorted((pipeline / "train").rglob("*"))
+        if p.suffix == ".csv" and p.name != "skips.csv"
+    }
+    return params, outputs
+
+
 @pytest.mark.slow
 def test_binary_models_and_two_workers_give_what_one_worker_gives(pipeline: Path) -> None:
     """Binary models beside the 4-class ones; two training processes change no output."""
     outputs = {}
     for workers in (1, 2):
-        params = write_params(
-            pipeline,
-            methods=["source_only", "ag_cc"],
-            binary_models=True,
-            workers=workers,
-            frame_stride=2,
-        )
-        _train_all(pipeline, params)
-        outputs[workers] = {
-            p.relative_to(pipeline): p.read_bytes()
-            for p in sorted((pipeline / "train").rglob("*"))
-            if p.suffix == ".csv" and p.name != "skips.csv"
-        }
+        params, outputs[workers] = train_grid(pipeline, workers)
     assert outputs[1].keys() == outputs[2].keys()
     assert [k for k in outputs[1] if outputs[1][k] != outputs[2][k]] == []
     runs = _runs(pipeline, "ag_cc")

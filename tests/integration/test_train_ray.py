@@ -9,19 +9,10 @@ import pytest
 import yaml
 
 from agcc.params import ParamsError, load_params
-from tests.integration.test_train_evaluate import _train_all, pipeline, write_params  # noqa: F401
+from tests.integration.test_train_evaluate import pipeline, train_grid  # noqa: F401
 from tests.tracking_store import runs as tracked_runs
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _outputs(root: Path) -> dict[Path, bytes]:
-    """Every CSV the train stages wrote (predictions, histories, runs.csv) but skips.csv."""
-    return {
-        p.relative_to(root): p.read_bytes()
-        for p in sorted((root / "train").rglob("*"))
-        if p.suffix == ".csv" and p.name != "skips.csv"
-    }
 
 
 @pytest.mark.slow
@@ -29,16 +20,7 @@ def test_ray_with_two_workers_writes_what_one_local_worker_writes(pipeline: Path
     outputs = {}
     for engine, workers in (("local", 1), ("ray", 2)):
         shutil.rmtree(pipeline / "train", ignore_errors=True)
-        params = write_params(
-            pipeline,
-            methods=["source_only", "ag_cc"],
-            binary_models=True,
-            workers=workers,
-            frame_stride=2,
-            engine=engine,
-        )
-        _train_all(pipeline, params)
-        outputs[engine] = _outputs(pipeline)
+        _, outputs[engine] = train_grid(pipeline, workers, engine)
     assert outputs["local"].keys() == outputs["ray"].keys()
     assert any(p.name.startswith("predictions_") for p in outputs["ray"])
     assert any(p.name == "history.csv" for p in outputs["ray"])

@@ -231,14 +231,8 @@ def study_lock(storage: Any, study_name: str) -> Iterator[None]:
 
     url = storage.engine.url
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        import fcntl
-
-        with open(f"{url.database}.{study_name}.lock", "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with tracking.file_lock(f"{url.database}.{study_name}.lock"):
+            yield
     elif url.get_backend_name() == "postgresql":
         key = int.from_bytes(study_name.encode()[:7].ljust(7, b"\0"), "big")
         with storage.engine.connect() as conn:
